@@ -1,0 +1,134 @@
+"""The probe protocol: suite data -> engine requests -> item records -> per-variant summaries.
+
+A probe never loads a model and never compares variants (the stats layer does that on records paired by item_id).
+The runner calls, for each variant: `plan(context)` -> requests; executes them on the variant's engine (through the
+cache); then `records(context, planned, results)`. A probe that also needs the *base* model to score something the
+variant produced (token shift) sets `needs_base_scoring = True` and implements `base_requests` / `finish`: the
+runner executes those requests on the base engine after the variant pass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from sfteval.engines.base import Generation, GenerationRequest, Score, ScoreRequest
+from sfteval.records import ItemRecord
+from sfteval.registry import Registry
+from sfteval.variants import Variant
+
+EngineRequest = GenerationRequest | ScoreRequest
+EngineResult = Generation | Score
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Declares one per-item metric: how to aggregate it and which direction is good."""
+
+    name: str
+    description: str
+    higher_is_better: bool | None = True
+    binary: bool = False
+    headline: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One engine request a probe wants, tagged with the item it belongs to."""
+
+    item_id: str
+    cluster_id: str
+    template: str
+    request: EngineRequest
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe may know about the variant it plans for (never the model itself)."""
+
+    variant: Variant
+    tokenizer: Any
+    base_variant: str = "base"
+    manifest: dict[str, Any] | None = None
+    train_template: str | None = None
+    seed: int = 0
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    suite_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ProbeParams(BaseModel):
+    """Base class for a probe's parameters (from the suite YAML); unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Probe(ABC):
+    """A diagnostic. Subclasses set `name`, `version`, `metrics`, `Params`, and implement plan/records."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    Params: ClassVar[type[ProbeParams]] = ProbeParams
+    needs_base_scoring: ClassVar[bool] = False
+
+    def __init__(self, params: ProbeParams | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @abstractmethod
+    def plan(self, context: ProbeContext) -> list[PlannedRequest]:
+        """Engine requests for one variant."""
+
+    @abstractmethod
+    def records(
+        self, context: ProbeContext, planned: Sequence[PlannedRequest], results: Sequence[EngineResult]
+    ) -> list[ItemRecord]:
+        """Turn results (aligned with `planned`) into item records."""
+
+    def summarize(self, records: Sequence[ItemRecord]) -> dict[str, float]:
+        """Probe-level metrics of one variant that are not per-item means (e.g. entropy); default none."""
+        return {}
+
+    def base_requests(self, context: ProbeContext, records: Sequence[ItemRecord]) -> list[PlannedRequest]:
+        """Requests to run on the base engine for this variant's records (only if needs_base_scoring)."""
+        return []
+
+    def finish(
+        self,
+        context: ProbeContext,
+        records: Sequence[ItemRecord],
+        planned: Sequence[PlannedRequest],
+        results: Sequence[EngineResult],
+    ) -> list[ItemRecord]:
+        """Complete records with the base engine's results (only if needs_base_scoring)."""
+        return list(records)
+
+    def record(self, context: ProbeContext, planned: PlannedRequest, metrics: dict[str, Any], **fields: Any) -> ItemRecord:
+        """Build an ItemRecord stamped with this probe's name, version and parameters."""
+        return ItemRecord(
+            probe=self.name,
+            probe_version=self.version,
+            params=self.params.model_dump(mode="json"),
+            variant=context.variant.name,
+            template=planned.template,
+            item_id=planned.item_id,
+            cluster_id=planned.cluster_id,
+            metrics=metrics,
+            **fields,
+        )
+
+
+PROBES: Registry[type[Probe]] = Registry("probe")
+
+
+def register_probe(cls: type[Probe]) -> type[Probe]:
+    """Class decorator: make a probe nameable from suites."""
+    PROBES.add(cls.name, cls)
+    return cls

@@ -1,0 +1,3 @@
+from sfteval.cli import main
+
+main()

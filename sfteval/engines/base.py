@@ -1,0 +1,90 @@
+"""The Engine protocol: the only code that touches model weights for inference.
+
+Engines take already-templated strings in batches and return frozen results. Requests are hashable and have a
+stable `key()` used by the cache together with the engine's `fingerprint`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length"]
+ProgressCallback = Callable[[int], None]
+"""Called with the number of requests just finished (for progress bars)."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Generate a continuation of `prompt` (a finished, templated string)."""
+
+    prompt: str
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        return "gen:" + json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated continuation. `text` excludes the stop string / EOS that ended it."""
+
+    text: str
+    num_tokens: int
+    finish_reason: FinishReason
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Log-probability of `continuation` given `context` (both plain strings, already templated)."""
+
+    context: str
+    continuation: str
+    ranks: bool = False
+
+    def key(self) -> str:
+        return "score:" + json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Score:
+    """Scoring result for one request.
+
+    `token_logprobs[i]` is log P(continuation token i | context, earlier tokens); `logprob` is their sum;
+    `is_greedy` is True when every continuation token is the argmax; `ranks[i]` (1 = argmax) when requested.
+    `tokens` are the continuation's token strings (decoded one by one).
+    """
+
+    logprob: float
+    token_logprobs: tuple[float, ...]
+    is_greedy: bool
+    tokens: tuple[str, ...] = ()
+    ranks: tuple[int, ...] | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_logprobs)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Batch-first inference interface shared by the hf and vllm engines and the cache."""
+
+    name: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies weights + adapter + dtype: equal fingerprints give equal results."""
+        ...
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressCallback | None = None
+    ) -> list[Generation]: ...
+
+    def score(self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None) -> list[Score]: ...
