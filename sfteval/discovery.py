@@ -69,11 +69,18 @@ def discover(root: Path, base: Path | None = None) -> list[Variant]:
         if kind == "adapter" and base_path is None:
             tried = _adapter_base_hint(path)
             raise UserError(
-                f"{path}: adapter's base model not found{tried}", hint="pass the base model dir with --base PATH"
+                f"{path}: adapter's base model not found{tried}",
+                hint="pass the base model dir with --base PATH",
             )
         variants.append(
-            Variant(name=name, path=path, kind=kind, base_path=base_path if kind == "adapter" else None,
-                    epoch=epoch, step=step)
+            Variant(
+                name=name,
+                path=path,
+                kind=kind,
+                base_path=base_path if kind == "adapter" else None,
+                epoch=epoch,
+                step=step,
+            )
         )
     return variants
 
@@ -97,8 +104,10 @@ def _checkpoints(root: Path) -> list[tuple[str, Path, float | None, int | None]]
 
 
 def _name_checkpoints(found: list[tuple[Path, float | None, int | None]]):
-    rounded = [round(epoch) if epoch is not None and abs(epoch - round(epoch)) < 0.01 else None
-               for _, epoch, _ in found]
+    rounded = [
+        round(epoch) if epoch is not None and abs(epoch - round(epoch)) < 0.01 else None
+        for _, epoch, _ in found
+    ]
     unique_epochs = None not in rounded and len(set(rounded)) == len(rounded)
     named = []
     for (path, epoch, step), whole in zip(found, rounded, strict=True):
@@ -120,7 +129,10 @@ def _resolve_base(root: Path, base: Path | None, trained: list[Path]) -> Path | 
         if candidate and Path(candidate).is_dir():
             return Path(candidate).resolve()
     for path in trained:
-        for name, key in (("adapter_config.json", "base_model_name_or_path"), ("config.json", "_name_or_path")):
+        for name, key in (
+            ("adapter_config.json", "base_model_name_or_path"),
+            ("config.json", "_name_or_path"),
+        ):
             if (path / name).exists():
                 candidate = read_json(path / name).get(key)
                 if candidate and Path(candidate).is_dir() and Path(candidate).resolve() != path.resolve():

@@ -17,7 +17,9 @@ class ItemRecord(BaseModel):
     version: int = Field(default=RECORD_VERSION, description="Schema version of this record.")
     probe: str = Field(description="Registered name of the probe that produced the record.")
     probe_version: int = Field(default=1, description="Version of the probe's code/metric definitions.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Probe parameters the record was made with.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Probe parameters the record was made with."
+    )
     variant: str = Field(description="Variant name (base, epoch-1, ..., final).")
     template: str = Field(description="Serving template used to render the prompt ('-' when not templated).")
     item_id: str = Field(description="Stable id of the item; records of two variants pair on it.")

@@ -67,3 +67,19 @@ def test_import_sfteval_does_not_import_torch():
 def test_trainer_and_probes_packages_import():
     result = subprocess.run([sys.executable, "-c", "import sfteval.trainer, sfteval.probes"], capture_output=True)
     assert result.returncode == 0
+
+
+def test_every_package_is_listed_in_pyproject():
+    """A wheel would silently miss a subpackage that pyproject.toml does not list."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = {folder: name for name, folder in config["package-dir"].items()}
+    found = set()
+    for folder in mapping:
+        for init in (root / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(root / folder).parts
+            found.add(".".join([mapping[folder], *relative]))
+    assert found <= set(config["packages"]), sorted(found - set(config["packages"]))

@@ -47,9 +47,15 @@ class ScoreRequest:
     context: str
     continuation: str
     ranks: bool = False
+    top_k: int = 0
 
     def key(self) -> str:
-        return "score:" + json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+        fields = asdict(self)
+        if not self.top_k:
+            del fields[
+                "top_k"
+            ]  # requests without top-k keep the cache keys they had before the field existed
+        return "score:" + json.dumps(fields, sort_keys=True, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,9 @@ class Score:
 
     `token_logprobs[i]` is log P(continuation token i | context, earlier tokens); `logprob` is their sum;
     `is_greedy` is True when every continuation token is the argmax; `ranks[i]` (1 = argmax) when requested.
-    `tokens` are the continuation's token strings (decoded one by one).
+    `tokens` are the continuation's token strings (decoded one by one). When the request set `top_k`,
+    `top_logprobs[i]` holds the k most likely (token id, log-prob) pairs at continuation position i, most likely
+    first (next-token distributions, e.g. for KL to the base model).
     """
 
     logprob: float
@@ -66,6 +74,7 @@ class Score:
     is_greedy: bool
     tokens: tuple[str, ...] = ()
     ranks: tuple[int, ...] | None = None
+    top_logprobs: tuple[tuple[tuple[int, float], ...], ...] | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -87,4 +96,6 @@ class Engine(Protocol):
         self, requests: Sequence[GenerationRequest], progress: ProgressCallback | None = None
     ) -> list[Generation]: ...
 
-    def score(self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None) -> list[Score]: ...
+    def score(
+        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
+    ) -> list[Score]: ...

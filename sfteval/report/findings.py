@@ -1,0 +1,108 @@
+"""Findings: plain sentences about what changed, from significant headline comparisons and from probes themselves.
+
+Generic findings come from every Holm-significant comparison of a headline metric (warning when it got worse,
+info otherwise). A probe adds its own by defining a `findings(report_slice)` method (the `FindingSource`
+protocol, checked with isinstance, no registration needed): it receives a `ProbeSlice` with its results,
+comparisons and item records, and returns `Finding`s (import it from `sfteval.report.schema`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from sfteval.records import ItemRecord
+from sfteval.report.formatting import format_magnitude, format_p, format_value
+from sfteval.report.schema import ComparisonResult, Finding, ProbeResult, RunInfo
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+_CHANGE_WORDS = {"worse": "regression", "better": "improvement", "neutral": "change"}
+
+
+@dataclass(frozen=True)
+class ProbeSlice:
+    """The part of a report a probe sees when it contributes findings."""
+
+    run: RunInfo
+    result: ProbeResult
+    comparisons: tuple[ComparisonResult, ...]
+    records: tuple[ItemRecord, ...]
+
+
+@runtime_checkable
+class FindingSource(Protocol):
+    """A probe that explains its own results in sentences (optional; e.g. "epoch-3 opens 80% of answers with …")."""
+
+    def findings(self, report_slice: ProbeSlice) -> list[Finding]: ...
+
+
+def comparison_findings(
+    comparisons: Iterable[ComparisonResult], probes: Sequence[ProbeResult]
+) -> list[Finding]:
+    """One finding per Holm-significant comparison of a headline metric."""
+    by_name = {result.name: result for result in probes}
+    return [
+        _comparison_finding(comparison, by_name[comparison.probe])
+        for comparison in comparisons
+        if comparison.significant and comparison.headline
+    ]
+
+
+def probe_findings(source: object, report_slice: ProbeSlice) -> list[Finding]:
+    """The findings a probe contributes, or none when it does not implement `FindingSource`."""
+    if not isinstance(source, FindingSource):
+        return []
+    contributed = list(source.findings(report_slice))
+    wrong = [finding for finding in contributed if not isinstance(finding, Finding)]
+    if wrong:
+        raise TypeError(f"probe {report_slice.result.name!r} returned {type(wrong[0]).__name__}, not Finding")
+    return contributed
+
+
+def incomplete_run_finding(run: RunInfo) -> list[Finding]:
+    """A warning when the run was interrupted, since missing items make every number provisional."""
+    if run.complete:
+        return []
+    message = (
+        "The run is incomplete, so some variants or items are missing; rerun the same command to resume."
+    )
+    return [Finding(severity="warning", kind="incomplete_run", message=message)]
+
+
+def ordered(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """Findings most severe first, keeping their order within a severity."""
+    return tuple(sorted(findings, key=lambda finding: _SEVERITY_ORDER[finding.severity]))
+
+
+def _comparison_finding(comparison: ComparisonResult, result: ProbeResult) -> Finding:
+    """E.g. 'epoch-3: prompt_loose of instruction_following fell 12.5 points vs base (75.0% → 62.5%; …)'."""
+    info = result.metric_info(comparison.metric)
+    binary = info is not None and info.binary
+    verb = "rose" if comparison.delta > 0 else "fell"
+    under = f" under {comparison.template}" if len(result.templates) > 1 else ""
+    before = _value(result, comparison.reference, comparison.template, comparison.metric)
+    after = _value(result, comparison.variant, comparison.template, comparison.metric)
+    values = f"{format_value(before, binary)} → {format_value(after, binary)}; "
+    message = (
+        f"{comparison.variant}: {comparison.metric} of {comparison.probe} {verb} "
+        f"{format_magnitude(comparison.delta, binary)} vs {comparison.reference}{under} "
+        f"({values}{format_p(comparison.adjusted_p)}, Holm-adjusted)."
+    )
+    change = _CHANGE_WORDS[comparison.direction]
+    return Finding(
+        severity="warning" if comparison.direction == "worse" else "info",
+        kind=f"headline_{change}_vs_{comparison.relation}",
+        message=message,
+        probe=comparison.probe,
+        variant=comparison.variant,
+        metric=comparison.metric,
+        template=comparison.template,
+    )
+
+
+def _value(result: ProbeResult, variant: str, template: str, metric: str) -> float | None:
+    """A cell's metric value, or None."""
+    cell = result.cell(variant, template)
+    value = None if cell is None else cell.metric(metric)
+    return None if value is None else value.value
