@@ -29,6 +29,13 @@ def _make_hf_factory(config: EngineConfig) -> EngineFactory:
     return HFEngineFactory(config)
 
 
+@ENGINES.register("vllm")
+def _make_vllm_factory(config: EngineConfig) -> EngineFactory:
+    from sfteval.engines.vllm import make_factory
+
+    return make_factory(config)
+
+
 def make_engine_factory(name: str, config: EngineConfig) -> EngineFactory:
     """The factory of the engine registered as `name` (UserError with a suggestion when unknown)."""
     return ENGINES.get(name)(config)

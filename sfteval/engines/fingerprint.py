@@ -58,7 +58,8 @@ def safetensors_files(directory: Path) -> list[Path]:
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         raise UserError(
-            f"{directory}: no *.safetensors weights found", hint="sfteval loads safetensors only, never pickles"
+            f"{directory}: no *.safetensors weights found",
+            hint="sfteval loads safetensors only, never pickles",
         )
     return files
 
@@ -96,7 +97,7 @@ def _tensor_ranges(path: Path, header: bytes) -> list[tuple[int, int]]:
             for name, entry in entries.items()
             if name != "__metadata__"
         ]
-    except (ValueError, KeyError, TypeError, IndexError) as error:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
         raise UserError(f"{path}: unreadable safetensors header ({error})") from None
 
 
