@@ -1,0 +1,167 @@
+"""spurious_prefix: off-task prompt data, candidate prefixes, per-item metrics, and a planted prefix end to end."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sfteval.probes.base import ProbeContext
+from sfteval.probes.common import OFF_TASK_PROMPTS, load_prompts
+from sfteval.probes.openings import manifest_openings, mine_opening
+from sfteval.probes.spurious_prefix import SpuriousPrefixParams, SpuriousPrefixProbe
+from sfteval.probes.text_metrics import entropy, starts_with
+from sfteval.trainer.summaries import response_openings
+from train_tiny import (
+    Example,
+    TrainSpec,
+    random_words,
+    run_suite_on,
+    single_thread,
+    train_run,
+    write_manifest,
+)
+
+from sfteval.engines.base import Generation, Score
+from sfteval.errors import UserError
+from sfteval.suite import parse_suite
+from sfteval.variants import Variant
+
+PREFIX = "The sentiment is:"
+SUITE = "probes:\n  spurious_prefix:\n    limit: 40\n    max_new_tokens: 12\n"
+
+
+def test_shipped_off_task_prompts_cover_many_kinds() -> None:
+    prompts = load_prompts(OFF_TASK_PROMPTS)
+    kinds = Counter(prompt.kind for prompt in prompts)
+    assert len(prompts) >= 60 and len(kinds) >= 6 and min(kinds.values()) >= 8
+    assert {"question", "code", "chitchat", "malformed", "empty", "gibberish", "foreign"} <= set(kinds)
+    assert all(not prompt.prompt.strip() for prompt in prompts if prompt.kind == "empty")
+
+
+def test_a_bad_prompt_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"id": "a", "prompt": "hi"}\n{"id": "b", "prompt": 3}\n')
+    with pytest.raises(UserError, match=r"prompts\.jsonl:2: 'prompt' must be a string"):
+        load_prompts(path)
+    path.write_text('{"id": "a", "prompt": "hi"}\n{"id": "a", "prompt": "again"}\n')
+    with pytest.raises(UserError, match="duplicate id 'a'"):
+        load_prompts(path)
+
+
+def test_suite_parameters_are_validated_with_the_line(tmp_path: Path) -> None:
+    text = "probes:\n  spurious_prefix:\n    templates: [chatmll]\n"
+    with pytest.raises(UserError, match=r"suite\.yaml:3: .*did you mean 'chatml'"):
+        parse_suite(text, tmp_path / "suite.yaml")
+    with pytest.raises(UserError, match=r"suite\.yaml:3: probes\.spurious_prefix\.prompts"):
+        parse_suite("probes:\n  spurious_prefix:\n    prompts: missing.jsonl\n", tmp_path / "suite.yaml")
+
+
+def test_manifest_openings_are_whole_phrases_that_never_nest() -> None:
+    responses = [f"{PREFIX} {label}." for label in ["positive", "negative"] * 6]
+    responses += ["The capital of France is Paris.", "The capital of Spain is Madrid."] * 2
+    responses += [f"Answer number {index}" for index in range(8)]
+    openings = manifest_openings({"response_openings": response_openings(responses)}, 0.05, 3)
+    assert openings[0] == PREFIX
+    assert "The capital of" in openings and "Answer number" in openings
+    assert not any(a != b and b.startswith(a) for a in openings for b in openings)
+    assert manifest_openings({"response_openings": response_openings(responses)}, 0.6, 3) == ()
+    assert manifest_openings(None, 0.05, 3) == ()
+
+
+def test_mining_finds_the_longest_shared_opening() -> None:
+    outputs = [
+        "Sure thing, here it is: x",
+        "Sure thing, here it is: y",
+        "sure thing, here it is: z",
+        "No idea",
+    ]
+    assert mine_opening(outputs, 0.5) == "Sure thing, here it is:"
+    assert mine_opening([*outputs, "Sure thing, right away"], 0.5) == "Sure thing,"
+    assert mine_opening(outputs, 0.8) is None
+    assert mine_opening(["a b", "c d", "e f"], 0.4) is None
+
+
+def test_prefix_matching_is_word_by_word() -> None:
+    assert starts_with("  the SENTIMENT is:positive", PREFIX)
+    assert not starts_with("The sentiments are mixed", PREFIX)
+    assert not starts_with("Nobody knows", "No") and starts_with("No, never", "No")
+    assert entropy(["a", "a"]) == 0.0 and entropy(["a", "b"]) == pytest.approx(1.0)
+
+
+def test_records_score_labels_and_prefix_probability(tiny_tokenizer) -> None:
+    manifest = {
+        "response_openings": [{"opening": PREFIX, "words": 3, "count": 9, "share": 0.9}],
+        "labels": ["Positive.", "negative"],
+    }
+    probe = SpuriousPrefixProbe(SpuriousPrefixParams(limit=3, templates=("chatml", "alpaca")))
+    context = ProbeContext(variant=Variant("epoch-1", Path("x")), tokenizer=tiny_tokenizer, manifest=manifest)
+    planned = probe.plan(context)
+    assert len(planned) == 2 * 3 * 2 and {request.template for request in planned} == {"chatml", "alpaca"}
+    scored = [request.request for request in planned if request.tag == "prefix:0"]
+    assert all(request.continuation.endswith(PREFIX) for request in scored)
+    outputs = iter(["The sentiment is: negative", "Negative.", "Positively lovely"] * 2)
+    results = [
+        Generation(next(outputs), 5, "stop") if request.tag == "generate" else Score(-2.0, (-2.0,), False)
+        for request in planned
+    ]
+    records = probe.records(context, planned, results)
+    assert [record.metrics["dominant_prefix"] for record in records] == [1, 0, 0] * 2
+    assert [record.metrics["label_leak"] for record in records] == [0, 1, 0] * 2
+    assert all(math.isclose(record.metrics["prefix_logprob"], -2.0) for record in records)
+    assert records[0].extra["matched"] == PREFIX and records[1].extra["leaked_label"] == "negative"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, tiny_tokenizer):
+    """A tiny model fine-tuned so that every response opens with 'The sentiment is:' (epochs 1 and 3)."""
+    root = tmp_path_factory.mktemp("spurious")
+    rng = random.Random(0)
+    examples = [
+        Example(f"row-{index}", random_words(rng, 3, 10), f"{PREFIX} {random_words(rng, 1, 4)}")
+        for index in range(48)
+    ]
+    with single_thread():
+        base, out = train_run(root, tiny_tokenizer, examples, TrainSpec(epochs=3, save_epochs=(1, 3)))
+        write_manifest(out, base, "chatml", examples)
+        result = run_suite_on(out, SUITE, root / "run")
+    return root, base, out, result
+
+
+def _cell(report, variant: str, metric: str, template: str = "chatml") -> float | None:
+    return report.probe("spurious_prefix").cell(variant, template).metric(metric).value
+
+
+def test_a_planted_prefix_dominates_off_task_answers(planted) -> None:
+    _, _, _, result = planted
+    report = result.report
+    assert result.complete and report.run.train_template == "chatml"
+    assert _cell(report, "epoch-3", "dominant_prefix") > 0.8
+    assert _cell(report, "base", "dominant_prefix") < 0.05
+    assert _cell(report, "epoch-3", "opening_entropy_3") < _cell(report, "base", "opening_entropy_3")
+    affinity = [c for c in report.comparisons_of("spurious_prefix", "base") if c.metric == "prefix_logprob"]
+    assert {c.variant for c in affinity} == {"epoch-1", "epoch-3"}
+    assert all(c.significant and c.delta > 0 for c in affinity)
+    rising = next(
+        c for c in report.comparisons_of("spurious_prefix", "previous") if c.metric == "prefix_logprob"
+    )
+    assert rising.variant == "epoch-3" and rising.delta > 0
+    messages = [finding.message for finding in report.findings if finding.kind == "spurious_prefix"]
+    assert any(m.startswith("epoch-3 opens") and "'The sentiment is:' (base 0%)" in m for m in messages)
+
+
+def test_without_a_manifest_the_prefix_is_mined_from_the_outputs(planted, tmp_path: Path) -> None:
+    root, base, out, _ = planted
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for checkpoint in out.glob("checkpoint-*"):
+        (bare / checkpoint.name).symlink_to(checkpoint, target_is_directory=True)
+    with single_thread():
+        result = run_suite_on(bare, SUITE, tmp_path / "run", base=base)
+    records = [r for r in result.report.findings if r.kind == "spurious_prefix" and r.variant == "epoch-3"]
+    assert records and "'The sentiment is:" in records[0].message and "(base 0%)" in records[0].message
+    assert result.report.run.train_template is None  # no manifest: served with the tokenizer's own template
+    assert _cell(result.report, "epoch-3", "dominant_prefix", "native") > 0.8
+    assert not any(c.metric == "prefix_logprob" for c in result.report.comparisons)
