@@ -110,7 +110,9 @@ class Probe(ABC):
         """Complete records with the base engine's results (only if needs_base_scoring)."""
         return list(records)
 
-    def record(self, context: ProbeContext, planned: PlannedRequest, metrics: dict[str, Any], **fields: Any) -> ItemRecord:
+    def record(
+        self, context: ProbeContext, planned: PlannedRequest, metrics: dict[str, Any], **fields: Any
+    ) -> ItemRecord:
         """Build an ItemRecord stamped with this probe's name, version and parameters."""
         return ItemRecord(
             probe=self.name,

@@ -51,7 +51,9 @@ def test_inspect_table(tmp_path, tiny_model_dir):
     (out / "trainer_state.json").write_text(json.dumps({"epoch": 1.0}))
     result = subprocess.run(
         [sys.executable, "-m", "sfteval", "inspect", str(tmp_path / "out")],
-        capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
     assert "epoch-1" in result.stdout and "adapter" in result.stdout and "base" in result.stdout
@@ -65,14 +67,17 @@ def test_import_sfteval_does_not_import_torch():
 
 
 def test_trainer_and_probes_packages_import():
-    result = subprocess.run([sys.executable, "-c", "import sfteval.trainer, sfteval.probes"], capture_output=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import sfteval.trainer, sfteval.probes"], capture_output=True
+    )
     assert result.returncode == 0
 
 
 def test_every_package_is_listed_in_pyproject():
     """A wheel would silently miss a subpackage that pyproject.toml does not list."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     root = Path(__file__).resolve().parent.parent
     config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]

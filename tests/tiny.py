@@ -6,10 +6,19 @@ import random
 from pathlib import Path
 
 SPECIAL_TOKENS = [
-    "<unk>", "<s>", "</s>", "<pad>",
-    "<|im_start|>", "<|im_end|>",
-    "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
-    "<|system|>", "<|user|>", "<|assistant|>",
+    "<unk>",
+    "<s>",
+    "</s>",
+    "<pad>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
 ]
 
 CHATML_TEMPLATE = (
@@ -37,7 +46,9 @@ def _corpus(seed: int = 0, lines: int = 3000) -> list[str]:
     return out
 
 
-def build_tokenizer(vocab_size: int = 600, chat_template: str | None = CHATML_TEMPLATE, add_bos: bool = False):
+def build_tokenizer(
+    vocab_size: int = 600, chat_template: str | None = CHATML_TEMPLATE, add_bos: bool = False
+):
     """A byte-level BPE tokenizer (any string encodes) with the special tokens templates use."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
