@@ -10,7 +10,13 @@ import typer
 from rich.console import Console
 
 from sfteval import __version__
+from sfteval.commands.demo import demo_command
+from sfteval.commands.diff import diff_command
+from sfteval.commands.gate import gate_command
+from sfteval.commands.report import report_command
+from sfteval.commands.run import run as run_command
 from sfteval.errors import UserError
+from sfteval.trainer.commands import lint_command, train_command
 
 app = typer.Typer(
     name="sfteval",
@@ -19,7 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-model_app = typer.Typer(help="Manage the embedded default model (SmolLM2-135M-Instruct).", no_args_is_help=True)
+model_app = typer.Typer(
+    help="Manage the embedded default model (SmolLM2-135M-Instruct).", no_args_is_help=True
+)
 app.add_typer(model_app, name="model")
 
 console = Console()
@@ -45,7 +53,9 @@ def _root(
 
 @app.command()
 def inspect(
-    directory: Annotated[Path, typer.Argument(help="SFT output dir (HF Trainer, torchtune, PEFT or sfteval).")],
+    directory: Annotated[
+        Path, typer.Argument(help="SFT output dir (HF Trainer, torchtune, PEFT or sfteval).")
+    ],
     base: Annotated[Path | None, typer.Option("--base", help="Base model dir (overrides discovery).")] = None,
 ) -> None:
     """List the variants (base, epoch checkpoints, final) that discovery finds in DIRECTORY."""
@@ -88,15 +98,13 @@ def model_path() -> None:
     print(default_model_path())
 
 
-def _not_yet(command: str) -> None:
-    raise UserError(f"`sfteval {command}` is not yet implemented in this version")
-
-
-# Commands still being built; each is replaced by its real implementation as it lands.
-_PLACEHOLDERS = ("train", "lint", "run", "report", "diff", "gate", "demo")
-for _name in _PLACEHOLDERS:
-    app.command(_name, help=f"(not yet implemented) {_name}", context_settings={"ignore_unknown_options": True,
-                "allow_extra_args": True})(lambda _name=_name: _not_yet(_name))
+app.command("run")(run_command)
+app.command("report")(report_command)
+app.command("train")(train_command)
+app.command("lint")(lint_command)
+app.command("diff")(diff_command)
+app.command("gate")(gate_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:

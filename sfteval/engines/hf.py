@@ -21,7 +21,8 @@ import torch
 from sfteval.engines.base import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
 from sfteval.engines.config import EngineConfig
 from sfteval.engines.fingerprint import fingerprint_model
-from sfteval.engines.hf_batches import Runtime, generate_requests, score_requests
+from sfteval.engines.hf_batches import Runtime, generate_requests
+from sfteval.engines.hf_shared import score_with_shared_contexts
 from sfteval.errors import UserError
 from sfteval.variants import Variant
 
@@ -195,7 +196,7 @@ class HFEngine:
         if not requests:
             return []
         with self._factory.runtime(self._base_path, self._adapter_path) as runtime:
-            return score_requests(runtime, requests, progress)
+            return score_with_shared_contexts(runtime, requests, progress)
 
 
 class HFEngineFactory:

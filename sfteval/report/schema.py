@@ -250,6 +250,58 @@ class Recommendation(_Strict):
     candidates: tuple[CandidateScore, ...] = Field(description="Every non-base variant, in run order.")
 
 
+GateVerdict = Literal["pass", "fail", "warn", "skipped"]
+GateCheckKind = Literal["min", "max", "max_drop", "min_gain", "not_worse_than_base"]
+
+
+class GateCheck(_Strict):
+    """One rule of a gate policy applied to one variant (and template): the value, the bound and the verdict."""
+
+    rule: str = Field(description="Rule name from the policy file.")
+    check: GateCheckKind = Field(
+        description="Which bound: min, max, max_drop, min_gain or not_worse_than_base."
+    )
+    probe: str = Field(description="Probe the rule reads.")
+    metric: str = Field(description="Metric the rule reads.")
+    variant: str | None = Field(
+        description="Variant checked; None when the rule was skipped for every variant."
+    )
+    template: str | None = Field(
+        default=None, description="Serving template of the value; None when skipped."
+    )
+    severity: Literal["fail", "warn"] = Field(description="fail: blocks the gate; warn: reported only.")
+    binary: bool = Field(
+        default=False, description="Binary metric: value and bound are fractions (shown in %)."
+    )
+    value: float | None = Field(
+        description="The value compared with the bound: the metric (min/max), its change vs base in the "
+        "metric's good direction (max_drop: the drop, min_gain: the gain), or the Holm-adjusted p-value "
+        "(not_worse_than_base); None when skipped."
+    )
+    bound: float | None = Field(description="The bound from the policy; None for not_worse_than_base.")
+    verdict: GateVerdict = Field(
+        description="pass; fail or warn (bound violated, by severity); skipped (metric, cell or base absent)."
+    )
+    message: str = Field(description="One sentence explaining the verdict.")
+
+
+class GateResult(_Strict):
+    """A report judged against a gate policy (`sfteval gate` or `sfteval run --gate`)."""
+
+    policy: str = Field(description="Policy file the rules came from.")
+    scope: str = Field(
+        description="Which variants must pass: 'recommended' (the best checkpoint among those passing), "
+        "'all' (every non-base variant) or a comma-separated list of names."
+    )
+    gated_variants: tuple[str, ...] = Field(description="Variants whose fail-rules decided the verdict.")
+    failed_variants: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variant -> the first fail-rule it broke (excluded from the recommendation).",
+    )
+    checks: tuple[GateCheck, ...] = Field(description="Every rule × variant × template, in policy order.")
+    passed: bool = Field(description="True when every fail-severity check of the gated variants passed.")
+
+
 class Report(_Strict):
     """The whole result of one run: metadata, per-probe metrics, comparisons, findings and a recommendation."""
 
@@ -263,6 +315,9 @@ class Report(_Strict):
     findings: tuple[Finding, ...] = Field(default=(), description="Findings, most severe first.")
     recommendation: Recommendation | None = Field(default=None, description="Best-epoch recommendation.")
     notes: tuple[str, ...] = Field(default=(), description="Caveats: skipped comparisons, unpaired items.")
+    gate: GateResult | None = Field(
+        default=None, description="Gate verdicts, when the run was gated (`sfteval run --gate`); optional."
+    )
 
     def probe(self, name: str) -> ProbeResult | None:
         """The results of probe `name`, or None."""

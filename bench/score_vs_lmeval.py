@@ -1,0 +1,113 @@
+"""Benchmark: one local multiple-choice task scored by lm-eval's own HF backend (HFLM) and by sfteval, back to back.
+
+Both sides run lm-eval's evaluator on the same task documents, so the requests are identical; only the model
+differs: `HFLM` vs `EngineLM` over sfteval's hf engine (and again through sfteval's result cache, cold and warm).
+Prints wall and process CPU times, the speed-ups, and checks that per-item log-likelihoods agree within 1e-4 and
+accuracies match. On a shared machine, CPU time with `--threads 1` is the stabler comparison (wall time includes
+waiting for other processes' cores).
+
+    .venv/bin/python bench/score_vs_lmeval.py [--model DIR] [--task world_facts] [--limit N] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = Path.home() / ".cache" / "sfteval" / "models" / "smollm2-135m-instruct"
+
+
+def evaluate(model: Any, task: str, limit: int | None) -> tuple[tuple[float, float], list[dict[str, Any]]]:
+    """(wall, CPU) seconds spent in lm-eval's evaluator, and the task's logged samples."""
+    from lm_eval.evaluator import evaluate as lm_eval_evaluate
+
+    from sfteval.engines.lmeval import load_tasks
+
+    task_dict = {"tasks": load_tasks([task], [ROOT / "suites" / "tasks"]), "groups": {}, "group_map": {}}
+    started, cpu_started = time.perf_counter(), time.process_time()
+    output = lm_eval_evaluate(lm=model, task_dict=task_dict, limit=limit, log_samples=True, bootstrap_iters=0)
+    seconds = (time.perf_counter() - started, time.process_time() - cpu_started)
+    return seconds, output["samples"][task]
+
+
+def agreement(reference: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, Any]:
+    """Largest per-option log-likelihood difference and whether every document's accuracy is the same."""
+    gap = max(
+        abs(ours[0][0] - theirs[0][0])
+        for expected, actual in zip(reference, other, strict=True)
+        for theirs, ours in zip(expected["resps"], actual["resps"], strict=True)
+    )
+    same = all(
+        (a["acc"], a["acc_norm"]) == (b["acc"], b["acc_norm"]) for a, b in zip(reference, other, strict=True)
+    )
+    return {"max_abs_loglikelihood_diff": gap, "identical_accuracies": same}
+
+
+def _rounded(seconds: tuple[float, float]) -> dict[str, float]:
+    return {"wall": round(seconds[0], 2), "cpu": round(seconds[1], 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--task", default="world_facts")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    arguments = parser.parse_args()
+
+    import torch
+
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
+
+    from lm_eval.models.huggingface import HFLM
+
+    from sfteval.cache import CachedEngine
+    from sfteval.engines.config import EngineConfig
+    from sfteval.engines.hf import HFEngineFactory
+    from sfteval.engines.lmeval import EngineLM
+    from sfteval.variants import Variant
+
+    reference_model = HFLM(
+        pretrained=str(arguments.model), device=arguments.device, batch_size=arguments.batch_size
+    )
+    config = EngineConfig(device=arguments.device, batch_size=arguments.batch_size, dtype="float32")
+    engine = HFEngineFactory(config).engine(Variant("base", arguments.model))
+    hflm_seconds, reference = evaluate(reference_model, arguments.task, arguments.limit)
+    sfteval_seconds, ours = evaluate(EngineLM(engine), arguments.task, arguments.limit)
+    with tempfile.TemporaryDirectory() as folder:
+        cached = CachedEngine(engine, Path(folder) / "cache.sqlite", chunk_size=arguments.batch_size)
+        cold_seconds, cold = evaluate(EngineLM(cached), arguments.task, arguments.limit)
+        warm_seconds, warm = evaluate(EngineLM(cached), arguments.task, arguments.limit)
+        cached.close()
+    result = {
+        "model": str(arguments.model),
+        "task": arguments.task,
+        "documents": len(reference),
+        "requests": sum(len(sample["resps"]) for sample in reference),
+        "batch_size": arguments.batch_size,
+        "threads": torch.get_num_threads(),
+        "hflm_seconds": _rounded(hflm_seconds),
+        "sfteval_seconds": _rounded(sfteval_seconds),
+        "speedup_wall": round(hflm_seconds[0] / sfteval_seconds[0], 2),
+        "speedup_cpu": round(hflm_seconds[1] / sfteval_seconds[1], 2),
+        "sfteval_cache_cold_seconds": _rounded(cold_seconds),
+        "sfteval_cache_warm_seconds": _rounded(warm_seconds),
+        **agreement(reference, ours),
+        "cache_agrees": agreement(reference, cold)["identical_accuracies"]
+        and agreement(ours, warm)["identical_accuracies"],
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

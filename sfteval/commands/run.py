@@ -1,0 +1,138 @@
+"""`sfteval run`: probe base and every checkpoint of an SFT output dir with a suite, and report what changed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from sfteval.engines.config import EngineConfig
+from sfteval.errors import UserError
+
+DEFAULT_SUITE = "quick"
+RUNS_DIR = Path("sfteval-runs")
+
+
+def run(
+    ckpt: Annotated[
+        Path, typer.Option("--ckpt", help="SFT output dir (HF Trainer, torchtune, PEFT or sfteval).")
+    ],
+    base: Annotated[Path | None, typer.Option("--base", help="Base model dir (overrides discovery).")] = None,
+    suite: Annotated[
+        str, typer.Option("--suite", help="Shipped suite name (quick, standard) or a suite YAML file.")
+    ] = DEFAULT_SUITE,
+    engine: Annotated[
+        str, typer.Option("--engine", help="hf | vllm | auto (vllm when usable, else hf).")
+    ] = "auto",
+    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Requests per forward batch.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default: sfteval-runs/<ckpt name>-<suite>).")
+    ] = None,
+    variants: Annotated[
+        str | None, typer.Option("--variants", help="Comma-separated variant names, e.g. base,epoch-2.")
+    ] = None,
+    train_template: Annotated[
+        str | None,
+        typer.Option("--train-template", help="Template the model was trained with (over the manifest)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N items per probe.")] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", help="Result cache file, shareable by runs (default: <out>/cache.sqlite)."),
+    ] = None,
+    gate: Annotated[
+        str | None,
+        typer.Option(
+            "--gate", help="Gate policy file or shipped name (default): exit 1 when a fail-rule breaks."
+        ),
+    ] = None,
+) -> None:
+    """Probe base and every checkpoint in CKPT with a suite; write report.json, items.jsonl and run.log."""
+    from sfteval.commands.gate import finish_gate
+    from sfteval.report.gate import apply_gate, load_policy
+    from sfteval.report.html import HTML_FILE, write_html
+    from sfteval.report.items import load_items
+    from sfteval.report.schema import ITEMS_FILE, REPORT_FILE, save_report
+    from sfteval.report.terminal import render_report
+    from sfteval.runner import RunConfig, run_suite
+    from sfteval.suite import load_suite
+    from sfteval.templates import TEMPLATES
+
+    console = Console()
+    policy = load_policy(gate) if gate is not None else None
+    loaded_suite = load_suite(suite)
+    if train_template is not None:
+        TEMPLATES.get(train_template)
+    settings: dict[str, Any] = {"device": device, "dtype": dtype, "batch_size": batch_size}
+    config = RunConfig(
+        ckpt_dir=ckpt,
+        suite=loaded_suite,
+        out_dir=out or RUNS_DIR / f"{ckpt.resolve().name}-{loaded_suite.name}",
+        engine=choose_engine(engine, console),
+        engine_config=_engine_config(settings),
+        base=base,
+        variants=_split_names(variants),
+        train_template=train_template,
+        limit=limit,
+        cache_path=cache,
+    )
+    result = run_suite(config, console)
+    report = result.report if policy is None else apply_gate(result.report, policy)
+    if policy is not None:
+        save_report(report, result.out_dir / REPORT_FILE)
+    render_report(report, console)
+    write_html(report, load_items(result.out_dir / ITEMS_FILE), result.out_dir / HTML_FILE)
+    console.print(f"run directory: {result.out_dir} (report.json, report.html, items.jsonl, run.log)")
+    if not result.complete:
+        raise typer.Exit(130)
+    if policy is not None:
+        finish_gate(report, console, junit=None, markdown=None)
+
+
+def choose_engine(name: str, console: Console) -> str:
+    """The engine to use: `auto` picks vllm when it is registered, installed and a GPU is present, else hf."""
+    from sfteval.engines import ENGINES
+
+    if name != "auto":
+        ENGINES.get(name)
+        return name
+    usable = "vllm" in ENGINES and importlib.util.find_spec("vllm") is not None and _cuda_available()
+    chosen = "vllm" if usable else "hf"
+    reason = "vllm installed and a CUDA GPU present" if usable else "vllm unavailable or no CUDA GPU"
+    console.print(f"engine: {chosen} (auto: {reason})")
+    return chosen
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _engine_config(settings: dict[str, Any]) -> EngineConfig:
+    """EngineConfig from the options that were given (options left out keep the config's defaults)."""
+    given = {key: value for key, value in settings.items() if value is not None}
+    try:
+        return EngineConfig(**given)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-")
+        raise UserError(f"{option}: {first['msg']}") from None
+
+
+def _split_names(value: str | None) -> tuple[str, ...] | None:
+    """'base, epoch-2' -> ('base', 'epoch-2'); None when the option was not given."""
+    if value is None:
+        return None
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise UserError("--variants: give at least one variant name, e.g. base,epoch-2")
+    return names

@@ -1,0 +1,358 @@
+"""Run a suite over every variant of an SFT output dir: plan, execute through the cache, record, report.
+
+For each variant the runner builds one engine (adapters share the loaded base), asks every probe for its requests,
+sends all generation requests of the variant to the engine in one call and all scoring requests in another (so
+batches fill), hands each probe its share of the results, and runs a second pass on the base engine for probes
+that score the variant's outputs under the base model. Finished variants are appended to items.jsonl at once. On
+Ctrl-C the runner stops, writes a report of what is done marked incomplete, and the next run resumes from the cache.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sfteval.cache import CachedEngine
+from sfteval.discovery import MANIFEST_NAME, discover, read_json
+from sfteval.engines import EngineFactory, make_engine_factory
+from sfteval.engines.base import Engine, GenerationRequest, ProgressCallback, ScoreRequest
+from sfteval.engines.config import EngineConfig
+from sfteval.errors import UserError
+from sfteval.probes.base import EngineResult, PlannedRequest, Probe, ProbeContext
+from sfteval.records import ItemRecord
+from sfteval.report.schema import Report, RunInfo, VariantInfo
+from sfteval.run_output import CACHE_FILE, RunOutput
+from sfteval.suite import Suite
+from sfteval.variants import Variant
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one `sfteval run` needs; `cache_path` None means `<out_dir>/cache.sqlite`."""
+
+    ckpt_dir: Path
+    suite: Suite
+    out_dir: Path
+    engine: str = "hf"
+    engine_config: EngineConfig = field(default_factory=EngineConfig)
+    base: Path | None = None
+    variants: tuple[str, ...] | None = None
+    train_template: str | None = None
+    limit: int | None = None
+    cache_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The report written to `out_dir`; `complete` is False after an interruption."""
+
+    report: Report
+    out_dir: Path
+    complete: bool
+
+
+@dataclass
+class _Progress:
+    """Mutable tallies of one run, kept while variants finish (the report is built from them at the end)."""
+
+    records: list[ItemRecord] = field(default_factory=list)
+    variants: list[VariantInfo] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What every variant's pass shares: the probes, the engine factory, the output, the progress display."""
+
+    config: RunConfig
+    probes: Mapping[str, Probe]
+    factory: EngineFactory
+    output: RunOutput
+    display: Progress
+    manifest: dict[str, Any] | None
+    train_template: str | None
+    base_variant: Variant | None
+
+    @property
+    def cache_path(self) -> Path:
+        return self.config.cache_path or self.config.out_dir / CACHE_FILE
+
+
+def run_suite(config: RunConfig, console: Console) -> RunResult:
+    """Run `config.suite` on the selected variants, write the run directory and return the report."""
+    discovered = discover(config.ckpt_dir, base=config.base)
+    variants = select_variants(discovered, config.variants)
+    manifest = read_manifest(config.ckpt_dir)
+    train_template = (
+        config.train_template or manifest_template(manifest) or config.suite.config.train_template
+    )
+    probes = build_probes(config.suite, config.limit)
+    base_variant = next((variant for variant in discovered if variant.is_base), None)
+    _require_base(probes, base_variant)
+    output = RunOutput(config.out_dir)
+    output.log(
+        f"run: suite {config.suite.name} on {config.ckpt_dir}; variants {', '.join(v.name for v in variants)}"
+    )
+    tally = _Progress()
+    started = time.perf_counter()
+    complete = False
+    factory = make_engine_factory(config.engine, config.engine_config)
+    display = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    session = _Session(config, probes, factory, output, display, manifest, train_template, base_variant)
+    try:
+        with display:
+            for variant in variants:
+                _run_variant(session, variant, tally)
+        complete = True
+    except KeyboardInterrupt:
+        output.log(
+            f"interrupted: writing what is done (cache hits={tally.hits} misses={tally.misses} so far); "
+            "the next run resumes from the cache"
+        )
+        console.print(
+            "[yellow]interrupted: report marked incomplete; rerun the same command to resume[/yellow]"
+        )
+    finally:
+        factory.close()
+    tally.timings["total"] = time.perf_counter() - started
+    output.log(
+        f"done: complete={complete} cache hits={tally.hits} misses={tally.misses} "
+        f"total {tally.timings['total']:.1f}s"
+    )
+    report = _build_report(session, tally, complete)
+    output.write_report(report)
+    return RunResult(report=report, out_dir=config.out_dir, complete=complete)
+
+
+def select_variants(variants: Sequence[Variant], names: Sequence[str] | None) -> list[Variant]:
+    """The variants named in `names` (all when None), in discovery order; unknown names are a UserError."""
+    if names is None:
+        return list(variants)
+    known = [variant.name for variant in variants]
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"found: {', '.join(known)}"
+            raise UserError(f"--variants: no variant named {name!r}", hint=hint)
+    return [variant for variant in variants if variant.name in names]
+
+
+def read_manifest(ckpt_dir: Path) -> dict[str, Any] | None:
+    """sfteval's training manifest in the output dir, when the run was trained by sfteval."""
+    path = Path(ckpt_dir) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    manifest = read_json(path)
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path}: the manifest must be a JSON object")
+    return manifest
+
+
+def manifest_template(manifest: Mapping[str, Any] | None) -> str | None:
+    """The training template the manifest records, if any."""
+    template = (manifest or {}).get("template")
+    return template if isinstance(template, str) else None
+
+
+def build_probes(suite: Suite, limit: int | None) -> dict[str, Probe]:
+    """One probe per suite entry; `limit` caps the `limit` parameter of every probe that has one."""
+    probes: dict[str, Probe] = {}
+    for entry in suite.probes:
+        params = entry.params
+        if limit is not None and "limit" in type(params).model_fields:
+            current = getattr(params, "limit", None)
+            params = params.model_copy(update={"limit": limit if current is None else min(current, limit)})
+        probes[entry.name] = replace(entry, params=params).build()
+    return probes
+
+
+def limit_items(planned: Sequence[PlannedRequest], limit: int | None) -> list[PlannedRequest]:
+    """Keep the requests of the first `limit` distinct items (for probes without a `limit` parameter)."""
+    if limit is None:
+        return list(planned)
+    kept: set[str] = set()
+    selected = []
+    for request in planned:
+        if request.item_id not in kept and len(kept) < limit:
+            kept.add(request.item_id)
+        if request.item_id in kept:
+            selected.append(request)
+    return selected
+
+
+def _require_base(probes: Mapping[str, Probe], base_variant: Variant | None) -> None:
+    needing = [name for name, probe in probes.items() if probe.needs_base_scoring]
+    if needing and base_variant is None:
+        raise UserError(
+            f"probe(s) {', '.join(needing)} score outputs under the base model, but no base model was found",
+            hint="pass the base model dir with --base PATH",
+        )
+
+
+def _run_variant(session: _Session, variant: Variant, tally: _Progress) -> None:
+    """Plan, execute and record every probe on one variant; then the base-scoring pass; then save its records."""
+    started = time.perf_counter()
+    hits_before, misses_before = tally.hits, tally.misses
+    with _cached(session, variant, tally) as engine:
+        context = _context(session, variant, engine)
+        planned: dict[str, list[PlannedRequest]] = {}
+        for name, probe in session.probes.items():
+            with _timer(tally, f"{variant.name}/{name}"):
+                planned[name] = _plan(session, probe, context)
+        results = _execute(session, engine, planned, variant.name, tally)
+        records: dict[str, list[ItemRecord]] = {}
+        for name, probe in session.probes.items():
+            with _timer(tally, f"{variant.name}/{name}"):
+                records[name] = probe.records(context, planned[name], results[name])
+        fingerprint = engine.fingerprint
+    _base_pass(session, context, records, tally)
+    variant_records = [record for name in session.probes for record in records[name]]
+    session.output.append_records(variant_records)
+    tally.records.extend(variant_records)
+    tally.variants.append(VariantInfo.from_variant(variant, fingerprint))
+    seconds = tally.timings[variant.name] = time.perf_counter() - started
+    session.output.log(
+        f"{variant.name}: {len(variant_records)} records; cache hits={tally.hits - hits_before} "
+        f"misses={tally.misses - misses_before}; {seconds:.1f}s; fingerprint {fingerprint[:12]}"
+    )
+
+
+@contextmanager
+def _cached(session: _Session, variant: Variant, tally: _Progress) -> Iterator[CachedEngine]:
+    """The variant's engine behind the cache; its hit/miss counts join the tally even when interrupted."""
+    engine = CachedEngine(
+        session.factory.engine(variant), session.cache_path, session.config.engine_config.batch_size
+    )
+    try:
+        yield engine
+    finally:
+        engine.close()
+        tally.hits += engine.hits
+        tally.misses += engine.misses
+
+
+def _context(session: _Session, variant: Variant, engine: CachedEngine) -> ProbeContext:
+    generation = session.config.suite.config.generation
+    return ProbeContext(
+        variant=variant,
+        tokenizer=engine.tokenizer,
+        manifest=session.manifest,
+        train_template=session.train_template,
+        seed=session.config.suite.config.seed,
+        max_new_tokens=generation.max_new_tokens,
+        temperature=generation.temperature,
+        suite_dir=session.config.suite.directory,
+    )
+
+
+def _plan(session: _Session, probe: Probe, context: ProbeContext) -> list[PlannedRequest]:
+    limit = None if "limit" in type(probe.params).model_fields else session.config.limit
+    return limit_items(probe.plan(context), limit)
+
+
+def _execute(
+    session: _Session,
+    engine: Engine,
+    planned: Mapping[str, Sequence[PlannedRequest]],
+    label: str,
+    tally: _Progress,
+) -> dict[str, list[EngineResult]]:
+    """All generation requests in one engine call, all scoring requests in another; results split per probe."""
+    results: dict[str, list[Any]] = {name: [None] * len(requests) for name, requests in planned.items()}
+    for kind, request_type in (("generate", GenerationRequest), ("score", ScoreRequest)):
+        positions = [
+            (name, index)
+            for name, requests in planned.items()
+            for index, item in enumerate(requests)
+            if isinstance(item.request, request_type)
+        ]
+        if not positions:
+            continue
+        names = sorted({name for name, _ in positions})
+        description = f"{label} · {kind} · {', '.join(names)}"
+        requests = [planned[name][index].request for name, index in positions]
+        with _timer(tally, f"{label}/{kind}"), _task(session.display, description, len(positions)) as advance:
+            outputs = (
+                engine.generate(requests, advance) if kind == "generate" else engine.score(requests, advance)
+            )
+        for (name, index), output in zip(positions, outputs, strict=True):
+            results[name][index] = output
+    return results
+
+
+def _base_pass(
+    session: _Session, context: ProbeContext, records: dict[str, list[ItemRecord]], tally: _Progress
+) -> None:
+    """Score the variant's records under the base model for probes that need it."""
+    needing = [name for name, probe in session.probes.items() if probe.needs_base_scoring]
+    if not needing or session.base_variant is None:
+        return
+    planned = {name: session.probes[name].base_requests(context, records[name]) for name in needing}
+    with _cached(session, session.base_variant, tally) as base:
+        results = _execute(session, base, planned, f"{context.variant.name}/base", tally)
+    for name in needing:
+        with _timer(tally, f"{context.variant.name}/{name}"):
+            records[name] = session.probes[name].finish(context, records[name], planned[name], results[name])
+
+
+@contextmanager
+def _timer(tally: _Progress, key: str) -> Iterator[None]:
+    """Add the wall-clock seconds of the block to `tally.timings[key]` (probe time = plan + records + finish)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        tally.timings[key] = tally.timings.get(key, 0.0) + time.perf_counter() - started
+
+
+@contextmanager
+def _task(display: Progress, description: str, total: int) -> Iterator[ProgressCallback]:
+    """A progress bar for one engine call; yields the engine's progress callback."""
+    task = display.add_task(description, total=total)
+    yield lambda finished: display.advance(task, finished)
+    display.update(task, completed=total)
+
+
+def _build_report(session: _Session, tally: _Progress, complete: bool) -> Report:
+    from sfteval.report.build import build_report
+
+    config = session.config
+    run = RunInfo(
+        engine=config.engine,
+        engine_config=config.engine_config.model_dump(mode="json"),
+        ckpt_dir=str(config.ckpt_dir),
+        suite_name=config.suite.name,
+        suite_path=str(config.suite.path),
+        suite=_suite_json(config.suite, session.probes),
+        seed=config.suite.config.seed,
+        train_template=session.train_template,
+        variants=tuple(tally.variants),
+        timings=tally.timings,
+        complete=complete,
+        cache_hits=tally.hits,
+        cache_misses=tally.misses,
+    )
+    return build_report(run, tally.records, session.probes, seed=config.suite.config.seed)
+
+
+def _suite_json(suite: Suite, probes: Mapping[str, Probe]) -> dict[str, Any]:
+    """The suite as run: its settings plus every probe's effective parameters (after --limit)."""
+    data = suite.config.model_dump(mode="json")
+    data["probes"] = {name: probe.params.model_dump(mode="json") for name, probe in probes.items()}
+    return data

@@ -1,0 +1,433 @@
+"""The runner: cache reuse, resume after an interruption, added checkpoints, base scoring, the `sfteval run` command.
+
+Most tests use a scripted fake engine (registered as `test-fake`) and two small test probes, so that they check
+the runner's bookkeeping exactly; the last ones run the real command on a tiny Llama with LoRA epoch adapters.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from sfteval.probes.base import MetricSpec, PlannedRequest, Probe, ProbeContext, ProbeParams, register_probe
+from typer.testing import CliRunner
+
+from sfteval.cli import app
+from sfteval.engines import ENGINES
+from sfteval.engines.base import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
+from sfteval.engines.config import EngineConfig
+from sfteval.errors import UserError
+from sfteval.records import ItemRecord
+from sfteval.report.schema import load_report
+from sfteval.runner import RunConfig, RunResult, run_suite
+from sfteval.suite import load_suite
+from sfteval.variants import Variant
+
+FAKE_ENGINE = "test-fake"
+
+
+@dataclass
+class Script:
+    """What the fake engines computed, and when they should simulate a Ctrl-C."""
+
+    computed: list[tuple[str, str]] = field(default_factory=list)
+    interrupt_after: int | None = None
+
+
+SCRIPT = Script()
+
+
+class FakeEngine:
+    """Deterministic answers that depend on the variant, so every variant's records differ."""
+
+    name = FAKE_ENGINE
+    tokenizer = None
+
+    def __init__(self, variant: Variant) -> None:
+        self.variant = variant
+
+    @property
+    def fingerprint(self) -> str:
+        return f"fake:{self.variant.name}:{self.variant.path}"
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressCallback | None = None
+    ) -> list[Generation]:
+        self._compute(requests)
+        return [Generation(f"{self.variant.name} says {request.prompt}", 4, "stop") for request in requests]
+
+    def score(
+        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
+    ) -> list[Score]:
+        self._compute(requests)
+        penalty = 0.0 if self.variant.is_base else 0.5
+        return [Score(-len(r.continuation) - penalty, (-1.0,), False) for r in requests]
+
+    def _compute(self, requests: Sequence[GenerationRequest] | Sequence[ScoreRequest]) -> None:
+        for request in requests:
+            if SCRIPT.interrupt_after is not None and len(SCRIPT.computed) >= SCRIPT.interrupt_after:
+                raise KeyboardInterrupt
+            SCRIPT.computed.append((self.variant.name, request.key()))
+
+
+class FakeFactory:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+
+    def engine(self, variant: Variant) -> FakeEngine:
+        return FakeEngine(variant)
+
+    def close(self) -> None:
+        pass
+
+
+ENGINES.add(FAKE_ENGINE, FakeFactory)
+
+
+class EchoParams(ProbeParams):
+    items: int = 5
+
+
+@register_probe
+class EchoProbe(Probe):
+    """One generation and one score per item; no `limit` parameter, so --limit truncates its plan."""
+
+    name = "test_echo"
+    Params = EchoParams
+    metrics = (
+        MetricSpec("mentions_epoch", "the answer names an epoch", binary=True, headline=True),
+        MetricSpec("logprob", "log-probability of ' ok'"),
+    )
+    params: EchoParams
+
+    def plan(self, context: ProbeContext) -> list[PlannedRequest]:
+        planned = []
+        for index in range(self.params.items):
+            item, cluster = f"item-{index}", f"cluster-{index % 3}"
+            prompt = f"say {index}"
+            planned.append(
+                PlannedRequest(item, cluster, "-", GenerationRequest(prompt, context.max_new_tokens))
+            )
+            planned.append(PlannedRequest(item, cluster, "-", ScoreRequest(prompt, " ok")))
+        return planned
+
+    def records(self, context, planned, results) -> list[ItemRecord]:
+        pairs = zip(planned[0::2], results[0::2], results[1::2], strict=True)
+        return [
+            self.record(
+                context,
+                request,
+                {"mentions_epoch": int("epoch" in generation.text), "logprob": score.logprob},
+                output=generation.text,
+            )
+            for request, generation, score in pairs
+        ]
+
+
+@register_probe
+class BaseScoredProbe(Probe):
+    """Scores each variant's answers under the base model (like token shift)."""
+
+    name = "test_base_scored"
+    needs_base_scoring = True
+    metrics = (MetricSpec("base_logprob", "log-probability of the answer under base"),)
+
+    def plan(self, context: ProbeContext) -> list[PlannedRequest]:
+        return [
+            PlannedRequest(f"q{index}", f"q{index}", "-", GenerationRequest(f"question {index}", 8))
+            for index in range(3)
+        ]
+
+    def records(self, context, planned, results) -> list[ItemRecord]:
+        return [
+            self.record(
+                context, request, {"base_logprob": None}, prompt=request.request.prompt, output=result.text
+            )
+            for request, result in zip(planned, results, strict=True)
+        ]
+
+    def base_requests(self, context, records) -> list[PlannedRequest]:
+        return [
+            PlannedRequest(record.item_id, record.cluster_id, "-", ScoreRequest(record.prompt, record.output))
+            for record in records
+        ]
+
+    def finish(self, context, records, planned, results) -> list[ItemRecord]:
+        return [
+            record.model_copy(update={"metrics": {"base_logprob": score.logprob}})
+            for record, score in zip(records, results, strict=True)
+        ]
+
+
+SUITE_TEXT = """
+seed: 3
+generation: {max_new_tokens: 8}
+probes:
+  test_echo: {items: 5}
+  test_base_scored: {}
+"""
+
+
+@pytest.fixture(autouse=True)
+def fresh_script():
+    SCRIPT.computed.clear()
+    SCRIPT.interrupt_after = None
+    yield
+
+
+def add_checkpoint(out: Path, base: Path, epoch: int) -> None:
+    """An HF Trainer checkpoint dir holding a (fake) LoRA adapter of `base`."""
+    directory = out / f"checkpoint-{10 * epoch}"
+    directory.mkdir(parents=True)
+    (directory / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    (directory / "adapter_model.safetensors").write_bytes(b"")
+    (directory / "trainer_state.json").write_text(json.dumps({"epoch": float(epoch)}))
+
+
+@pytest.fixture
+def ckpt(tmp_path: Path) -> Path:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "model.safetensors").write_bytes(b"")
+    out = tmp_path / "sft"
+    for epoch in (1, 2):
+        add_checkpoint(out, base, epoch)
+    return out
+
+
+@pytest.fixture
+def suite_path(tmp_path: Path) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE_TEXT)
+    return path
+
+
+def run(ckpt: Path, suite_path: Path, out: Path, **options) -> RunResult:
+    config = RunConfig(
+        ckpt_dir=ckpt,
+        suite=load_suite(suite_path),
+        out_dir=out,
+        engine=FAKE_ENGINE,
+        engine_config=EngineConfig(batch_size=2),
+        **options,
+    )
+    return run_suite(config, Console(file=io.StringIO(), width=120))
+
+
+def items(out: Path) -> list[str]:
+    return sorted((out / "items.jsonl").read_text().splitlines())
+
+
+def test_run_writes_the_run_directory(ckpt: Path, suite_path: Path, tmp_path: Path) -> None:
+    result = run(ckpt, suite_path, tmp_path / "run")
+    assert result.complete
+    report = load_report(tmp_path / "run")
+    assert report.run.complete and [v.name for v in report.run.variants] == ["base", "epoch-1", "epoch-2"]
+    assert report.run.seed == 3 and report.run.suite["probes"]["test_echo"] == {"items": 5}
+    assert {"total", "epoch-1", "epoch-1/generate", "epoch-1/score"} <= set(report.run.timings)
+    records = [ItemRecord.model_validate_json(line) for line in items(tmp_path / "run")]
+    assert len(records) == 3 * (5 + 3)
+    echo = [r for r in records if r.probe == "test_echo" and r.variant == "epoch-2"]
+    assert {r.metrics["mentions_epoch"] for r in echo} == {1}
+    assert {r.cluster_id for r in echo} == {"cluster-0", "cluster-1", "cluster-2"}
+    assert "cache hits=0 misses=" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_base_scoring_pass_uses_the_base_engine(ckpt: Path, suite_path: Path, tmp_path: Path) -> None:
+    run(ckpt, suite_path, tmp_path / "run")
+    records = [ItemRecord.model_validate_json(line) for line in items(tmp_path / "run")]
+    scored = [r for r in records if r.probe == "test_base_scored"]
+    assert len(scored) == 9
+    # The fake base engine gives -len(continuation); a fine-tuned variant's engine would subtract 0.5 more.
+    assert all(r.metrics["base_logprob"] == -len(r.output) for r in scored)
+
+
+def test_rerun_is_answered_entirely_from_the_cache(ckpt: Path, suite_path: Path, tmp_path: Path) -> None:
+    run(ckpt, suite_path, tmp_path / "run")
+    first_items, computed = items(tmp_path / "run"), len(SCRIPT.computed)
+    SCRIPT.computed.clear()
+    result = run(ckpt, suite_path, tmp_path / "run")
+    assert SCRIPT.computed == []
+    assert items(tmp_path / "run") == first_items
+    assert (result.report.run.cache_hits, result.report.run.cache_misses) == (computed, 0)
+    assert f"cache hits={computed} misses=0" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_interrupted_run_resumes_with_only_the_missing_requests(
+    ckpt: Path, suite_path: Path, tmp_path: Path
+) -> None:
+    run(ckpt, suite_path, tmp_path / "reference")
+    reference, total = items(tmp_path / "reference"), len(SCRIPT.computed)
+    SCRIPT.computed.clear()
+    SCRIPT.interrupt_after = total // 2
+    interrupted = run(ckpt, suite_path, tmp_path / "run")
+    assert not interrupted.complete
+    report = load_report(tmp_path / "run")
+    assert not report.run.complete
+    assert any(finding.kind == "incomplete_run" for finding in report.findings)
+    done = [v.name for v in report.run.variants]
+    assert done == ["base"] and {json.loads(line)["variant"] for line in items(tmp_path / "run")} == {"base"}
+    committed = _cached_rows(tmp_path / "run")
+    assert 0 < committed <= total // 2
+    SCRIPT.computed.clear()
+    SCRIPT.interrupt_after = None
+    resumed = run(ckpt, suite_path, tmp_path / "run")
+    assert resumed.complete and items(tmp_path / "run") == reference
+    assert len(SCRIPT.computed) == total - committed
+    assert resumed.report.run.cache_hits == committed
+
+
+def _cached_rows(out: Path) -> int:
+    with sqlite3.connect(out / "cache.sqlite") as connection:
+        return connection.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+
+def test_an_added_checkpoint_computes_only_the_new_variant(
+    ckpt: Path, suite_path: Path, tmp_path: Path
+) -> None:
+    run(ckpt, suite_path, tmp_path / "run")
+    add_checkpoint(ckpt, tmp_path / "base", 3)
+    SCRIPT.computed.clear()
+    result = run(ckpt, suite_path, tmp_path / "run")
+    assert [v.name for v in result.report.run.variants][-1] == "epoch-3"
+    assert {variant for variant, _ in SCRIPT.computed} == {"epoch-3", "base"}
+    base_work = [key for variant, key in SCRIPT.computed if variant == "base"]
+    assert base_work and all("epoch-3 says" in key for key in base_work)
+    assert result.report.run.cache_misses == len(SCRIPT.computed)
+
+
+def test_variant_filter_and_limit(ckpt: Path, suite_path: Path, tmp_path: Path) -> None:
+    result = run(ckpt, suite_path, tmp_path / "run", variants=("base", "epoch-2"), limit=2)
+    records = [ItemRecord.model_validate_json(line) for line in items(tmp_path / "run")]
+    assert {r.variant for r in records} == {"base", "epoch-2"}
+    assert sorted({r.item_id for r in records if r.probe == "test_echo"}) == ["item-0", "item-1"]
+    assert result.report.probe("test_echo").cells[0].n_items == 2
+    with pytest.raises(UserError, match="did you mean 'epoch-2'"):
+        run(ckpt, suite_path, tmp_path / "other", variants=("epoch-22",))
+
+
+def test_base_scoring_without_a_base_model_is_a_user_error(suite_path: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full" / "checkpoint-10"
+    full.mkdir(parents=True)
+    (full / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match="--base"):
+        run(tmp_path / "full", suite_path, tmp_path / "run")
+
+
+def test_the_command_exits_130_when_interrupted_and_0_when_resumed(
+    ckpt: Path, suite_path: Path, tmp_path: Path
+) -> None:
+    arguments = ["run", "--ckpt", str(ckpt), "--suite", str(suite_path), "--engine", FAKE_ENGINE,
+                 "--out", str(tmp_path / "run"), "--batch-size", "2"]  # fmt: skip
+    SCRIPT.interrupt_after = 12
+    interrupted = CliRunner().invoke(app, arguments)
+    assert interrupted.exit_code == 130, interrupted.output
+    assert "incomplete" in interrupted.output
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["run"]["complete"] is False
+    SCRIPT.interrupt_after = None
+    resumed = CliRunner().invoke(app, arguments)
+    assert resumed.exit_code == 0, resumed.output
+    assert "test_echo" in resumed.output and "epoch-2" in resumed.output
+    assert load_report(tmp_path / "run").run.complete
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        (["--engine", "hf-fast"], "unknown engine 'hf-fast'"),
+        (["--train-template", "chatmll"], "did you mean 'chatml'"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--suite", "nope"], "unknown suite 'nope'"),
+        (["--variants", " , "], "--variants"),
+    ],
+)
+def test_bad_command_options_are_user_errors(ckpt: Path, arguments: list[str], words: str) -> None:
+    result = CliRunner().invoke(app, ["run", "--ckpt", str(ckpt), *arguments])
+    assert isinstance(result.exception, UserError), result.output
+    assert words in str(result.exception)
+
+
+@pytest.fixture(scope="module")
+def lora_ckpt(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An HF Trainer-style output dir: two epochs of randomly initialised LoRA adapters on the tiny model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("lora-sft")
+    for epoch in (1, 2):
+        torch.manual_seed(epoch)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        directory = out / f"checkpoint-{5 * epoch}"
+        get_peft_model(model, lora).save_pretrained(directory)
+        (directory / "trainer_state.json").write_text(
+            json.dumps({"epoch": float(epoch), "global_step": 5 * epoch})
+        )
+    return out
+
+
+def sfteval_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "sfteval", "run", *arguments, "--engine", "hf", "--device", "cpu"]
+
+
+def if_suite(tmp_path: Path, limit: int, max_new_tokens: int) -> Path:
+    path = tmp_path / "if.yaml"
+    path.write_text(
+        f"generation: {{max_new_tokens: {max_new_tokens}}}\nprobes:\n  instruction_following: {{limit: {limit}}}\n"
+    )
+    return path
+
+
+def test_end_to_end_interrupted_then_resumed_on_a_tiny_model(lora_ckpt: Path, tmp_path: Path) -> None:
+    """`sfteval run` on base + 2 LoRA epochs: Ctrl-C mid-way exits 130 with an incomplete report; the rerun
+    computes only what the cache lacks and writes the full report and items."""
+    suite, out = if_suite(tmp_path, limit=8, max_new_tokens=16), tmp_path / "run"
+    command = sfteval_command(
+        "--ckpt", str(lora_ckpt), "--suite", str(suite), "--out", str(out), "--batch-size", "1"
+    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while process.poll() is None and _rows(out) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process.poll() is None, "the run finished before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert json.loads((out / "report.json").read_text())["run"]["complete"] is False
+    committed = _rows(out)
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "instruction_following" in resumed.stdout and "epoch-2" in resumed.stdout
+    report = load_report(out)
+    assert [variant.name for variant in report.run.variants] == ["base", "epoch-1", "epoch-2"]
+    assert len({variant.fingerprint for variant in report.run.variants}) == 3
+    assert report.run.complete and (report.run.cache_hits, report.run.cache_misses) == (
+        committed,
+        24 - committed,
+    )
+    records = [ItemRecord.model_validate_json(line) for line in items(out)]
+    assert len(records) == 24 and {record.template for record in records} == {"native"}
+    assert len(report.comparisons_of("instruction_following", "base")) > 0
+    assert f"cache hits={committed}" in (out / "run.log").read_text()
+
+
+def _rows(out: Path) -> int:
+    """Results committed to the run's cache so far (0 before the database exists)."""
+    if not (out / "cache.sqlite").exists():
+        return 0
+    try:
+        with sqlite3.connect(out / "cache.sqlite", timeout=1) as connection:
+            return connection.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
