@@ -129,6 +129,7 @@ def run_trl(
         learning_rate=args.lr, max_length=args.max_seq_len, completion_only_loss=True, bf16=False, fp16=False,
         use_cpu=True, logging_steps=1, save_strategy="no", report_to="none", seed=args.seed,
         train_sampling_strategy="sequential", include_num_input_tokens_seen="non_padding", disable_tqdm=True,
+        gradient_checkpointing=not args.trl_no_gradient_checkpointing,
     )  # fmt: skip
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32),
@@ -159,6 +160,11 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=1, help="alternating sfteval/TRL pairs; medians reported"
     )
+    parser.add_argument(
+        "--trl-no-gradient-checkpointing",
+        action="store_true",
+        help="turn off TRL's default gradient checkpointing",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "train_vs_trl.json")
     args = parser.parse_args()
@@ -188,7 +194,7 @@ def summarise(
     """Medians over repeats of tokens/s (wall and CPU), the ratios, and the first repeat's losses."""
     summary: dict[str, Any] = {"model": str(model), "steps": args.steps, "batch_size": args.batch_size,
                                "max_seq_len": args.max_seq_len, "repeats": args.repeats, "precision": "fp32",
-                               "threads": threads}  # fmt: skip
+                               "threads": threads, "trl_gradient_checkpointing": not args.trl_no_gradient_checkpointing}  # fmt: skip
     for name, results in runs.items():
         summary[name] = {
             "tokens_per_second": statistics.median(r["tokens"] / r["seconds"] for r in results),

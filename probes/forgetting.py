@@ -88,7 +88,6 @@ class ForgettingProbe(Probe):
     metrics = (
         MetricSpec("acc", "lm-eval accuracy (option log-likelihood)", binary=True, headline=True),
         MetricSpec("acc_norm", "lm-eval accuracy with byte-length-normalised log-likelihood", binary=True),
-        MetricSpec("exact_match", "lm-eval exact match (generation tasks)", binary=True),
         MetricSpec("forgotten", "share of items the base got right that are now wrong", False, binary=True),
         MetricSpec("gained", "share of items the base got wrong that are now right", binary=True),
         MetricSpec("bits_per_byte", "held-out text: bits per UTF-8 byte", higher_is_better=False, headline=True),

@@ -23,6 +23,19 @@ def test_default_model_native_template_lints_clean(trainer_data):
     assert {finding.check for finding in report.findings} == {"pad_eq_eos"}
 
 
+def test_default_model_flags_already_templated_data(tmp_path):
+    """Rows exported already in SmolLM2's ChatML, then templated again: <|im_start|> (its BOS) repeats."""
+    rows = [
+        {
+            "prompt": f"<|im_start|>user\nWhat is {a} plus {a}?<|im_end|>\n<|im_start|>assistant\n",
+            "completion": str(2 * a),
+        }
+        for a in range(4)
+    ]
+    report = run_lint(LintConfig(data=[write_jsonl(tmp_path / "d.jsonl", rows)]))
+    assert report.has_errors and {f.check for f in report.findings if f.level == "error"} == {"double_bos"}
+
+
 def test_default_model_lora_two_steps(tmp_path):
     rows = [
         {"instruction": f"What is {a} plus {a}?", "output": f"{a} plus {a} is {2 * a}."} for a in range(8)

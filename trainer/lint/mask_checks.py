@@ -146,7 +146,9 @@ def _content_problems(context: MaskContext, row: EncodedRow) -> set[str]:
     problems = set()
     if any(not message.content.strip() for message in trained):
         problems.add("empty_response")
-    if any(marker in message.content for message in trained for marker in context.markers):
+    # A response that merely ends with the terminator text is reported once, as duplicated_eos.
+    bodies = [message.content.rstrip().removesuffix(context.template.terminator) for message in trained]
+    if any(marker in body for body in bodies for marker in context.markers):
         problems.add("marker_in_response")
     texts = [text for message in messages for text in (message.content, message.input)]
     if any(special in text for text in texts for special in context.special_texts):
