@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-vllm lint typecheck demo validate clean
+.PHONY: install browser test test-vllm lint typecheck demo validate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy sfteval trainer probes
 
-test: install lint typecheck
+# Debian's headless Chromium for the HTML-report browser test (CI runs as root on Debian).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+test: install lint typecheck browser
 	$(BIN)/sfteval model fetch-default
 	$(BIN)/pytest -q
 
