@@ -97,7 +97,9 @@ def train_command(
     ] = None,
     precision: Annotated[
         str | None,
-        Option("--precision", help="auto, fp32 or bf16 (default: auto = bf16 only on CUDA or AMX CPUs)."),
+        Option(
+            "--precision", help="auto, fp32 or bf16 (default: auto = bf16 where CUDA or the CPU has bf16)."
+        ),
     ] = None,
     max_steps: Annotated[
         int | None, Option("--max-steps", help="Stop after this many optimizer steps.")

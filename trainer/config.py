@@ -49,7 +49,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto = bf16 only where it is fast."
+        "auto", description="auto = bf16 where the GPU or CPU supports it, else fp32."
     )
     mask_terminator: bool = Field(
         False, description="Defect switch for validation: leave the end-of-turn token untrained."

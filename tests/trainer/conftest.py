@@ -22,7 +22,7 @@ def trainer_data() -> Path:
 
 @pytest.fixture()
 def tiny_train_config(tiny_model_dir, tmp_path):
-    """A TrainConfig factory on the tiny model, writing under tmp_path."""
+    """A TrainConfig factory on the tiny model (fp32), writing under tmp_path."""
     from sfteval.trainer.config import TrainConfig
 
     def build(data: list[Path], **overrides) -> TrainConfig:
@@ -32,6 +32,7 @@ def tiny_train_config(tiny_model_dir, tmp_path):
             "out": tmp_path / "out",
             "epochs": 1,
             "batch_size": 4,
+            "precision": "fp32",  # exact comparisons must not depend on whether this CPU has bf16
         }
         values.update(overrides)
         return TrainConfig(**values)

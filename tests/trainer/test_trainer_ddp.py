@@ -48,6 +48,8 @@ def test_two_process_ddp_matches_single_process(tmp_path, tiny_model_dir, tiny_t
         "1e-3",
         "--holdout",
         "0",
+        "--precision",
+        "fp32",
     ]
     torchrun = str(Path(sys.executable).parent / "torchrun")
     result = subprocess.run(

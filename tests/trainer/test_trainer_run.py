@@ -122,7 +122,7 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_earlier_checkpoints(tmp_p
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "sfteval.trainer", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out),
-         "--epochs", "3", "--batch-size", "16", "--lr", "1e38", "--scheduler", "constant"],
+         "--epochs", "3", "--batch-size", "16", "--lr", "1e38", "--scheduler", "constant", "--precision", "fp32"],
         capture_output=True, text=True, timeout=120, env=ONE_THREAD,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
@@ -163,3 +163,17 @@ def test_rows_without_trained_tokens_are_refused(tmp_path, tiny_train_config):
     data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "the river " * 40, "completion": "yes"}])
     with pytest.raises(UserError, match="no row has trained tokens"):
         run_training(tiny_train_config([data], max_seq_len=16))
+
+
+@pytest.mark.parametrize(
+    ("cuda", "flags", "expected"),
+    [(False, {"avx2"}, "fp32"), (False, {"avx512f", "avx512_bf16"}, "bf16"), (False, {"amx_bf16"}, "bf16")],
+)
+def test_auto_precision_follows_the_cpu(monkeypatch, cuda, flags, expected):
+    import torch
+    from sfteval.trainer import resources
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(resources, "cpu_flags", lambda: set(flags))
+    assert resources.resolve_precision("auto") == expected
+    assert resources.resolve_precision("fp32") == "fp32"
