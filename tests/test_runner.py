@@ -42,6 +42,7 @@ class Script:
 
     computed: list[tuple[str, str]] = field(default_factory=list)
     interrupt_after: int | None = None
+    error: type[BaseException] = KeyboardInterrupt
 
 
 SCRIPT = Script()
@@ -76,7 +77,7 @@ class FakeEngine:
     def _compute(self, requests: Sequence[GenerationRequest] | Sequence[ScoreRequest]) -> None:
         for request in requests:
             if SCRIPT.interrupt_after is not None and len(SCRIPT.computed) >= SCRIPT.interrupt_after:
-                raise KeyboardInterrupt
+                raise SCRIPT.error
             SCRIPT.computed.append((self.variant.name, request.key()))
 
 
@@ -182,6 +183,7 @@ probes:
 def fresh_script():
     SCRIPT.computed.clear()
     SCRIPT.interrupt_after = None
+    SCRIPT.error = KeyboardInterrupt
     yield
 
 
@@ -285,6 +287,28 @@ def test_interrupted_run_resumes_with_only_the_missing_requests(
     assert resumed.complete and items(tmp_path / "run") == reference
     assert len(SCRIPT.computed) == total - committed
     assert resumed.report.run.cache_hits == committed
+
+
+def test_a_crashed_run_leaves_no_stale_report_and_resumes(
+    ckpt: Path, suite_path: Path, tmp_path: Path
+) -> None:
+    run(ckpt, suite_path, tmp_path / "reference")
+    reference, total = items(tmp_path / "reference"), len(SCRIPT.computed)
+    run(ckpt, suite_path, tmp_path / "run", variants=("base",))
+    assert (tmp_path / "run" / "report.json").exists()
+    SCRIPT.computed.clear()
+    SCRIPT.interrupt_after, SCRIPT.error = 20, RuntimeError
+    with pytest.raises(RuntimeError):
+        run(ckpt, suite_path, tmp_path / "run")
+    assert not (tmp_path / "run" / "report.json").exists()
+    # base came from the cache; epoch-1 (16 requests) finished; epoch-2 crashed after 4 of its requests.
+    assert {json.loads(line)["variant"] for line in items(tmp_path / "run")} == {"base", "epoch-1"}
+    committed = _cached_rows(tmp_path / "run")
+    SCRIPT.computed.clear()
+    SCRIPT.interrupt_after = None
+    resumed = run(ckpt, suite_path, tmp_path / "run")
+    assert resumed.complete and items(tmp_path / "run") == reference
+    assert len(SCRIPT.computed) == total - committed
 
 
 def _cached_rows(out: Path) -> int:

@@ -30,6 +30,7 @@ from sfteval import stats
 from sfteval.engines.base import Generation, GenerationRequest
 from sfteval.errors import UserError
 from sfteval.records import ItemRecord
+from sfteval.templates import TEMPLATES, Message, get_template
 
 from .evaluate import PromptEvaluation, evaluate_prompt
 from .prompts import IFPrompt, load_prompts
@@ -55,8 +56,6 @@ class InstructionFollowingParams(ProbeParams):
     @field_validator("templates")
     @classmethod
     def _known_templates(cls, templates: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        from sfteval.templates import TEMPLATES
-
         for name in templates or ():
             try:
                 TEMPLATES.get(name)
@@ -100,8 +99,6 @@ class InstructionFollowingProbe(Probe):
 
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
         """One greedy (or suite-temperature) generation per prompt and serving template."""
-        from sfteval.templates import Message, get_template
-
         prompts = self.prompts(context)
         max_new_tokens = self.params.max_new_tokens or context.max_new_tokens
         planned = []
