@@ -1,11 +1,12 @@
 """lm-evaluation-harness on sfteval engines: an `lm_eval` LM over any Engine, and lm-eval tasks as engine requests.
 
-Two ways in. `EngineLM` is an `lm_eval.api.model.LM`, so `lm_eval.simple_evaluate(model=EngineLM(engine), ...)` runs
-any lm-eval task through our engines (and, when the engine is a `CachedEngine`, our cache); `evaluate_tasks` does
-that (through lm-eval's evaluator) and keeps every per-document metric for pairing variants. Probes, which never touch engines, use the lower
-level instead: `task_requests` turns a loaded task's instances into engine requests and `document_metrics` turns
-the engine's results back into lm-eval's own per-document metrics (`Task.process_results` after the task's
-filters), so a probe's accuracies are exactly lm-eval's. Importing this module imports lm_eval (and torch).
+Two ways in. `EngineLM` is an `lm_eval.api.model.LM`, so lm-eval's evaluator (or `lm_eval.simple_evaluate`) runs
+any lm-eval task through our engines and, when the engine is a `CachedEngine`, our cache; `evaluate_tasks` does that
+and keeps every per-document metric for pairing variants. Probes, which never touch engines, use the lower level:
+`task_instances` builds a loaded task's instances with lm-eval itself, `instance_request` turns each into an engine
+request, and `document_metrics` turns the engine's results back into lm-eval's own per-document metrics (the task's
+filters, then `Task.process_results`), so a probe's accuracies are exactly lm-eval's. Importing this module imports
+lm_eval (and torch).
 """
 
 from __future__ import annotations
