@@ -59,13 +59,9 @@ class ServingParams(ProbeParams):
     @field_validator("templates")
     @classmethod
     def _known_templates(cls, templates: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        from sfteval.templates import TEMPLATES
+        from sfteval.templates import check_template_names
 
-        for name in templates or ():
-            try:
-                TEMPLATES.get(name)
-            except UserError as error:
-                raise ValueError(str(error)) from None
+        check_template_names(templates)
         return templates
 
 

@@ -138,12 +138,12 @@ def parse_suite(text: str, path: Path) -> Suite:
     root, data = _compose(text, path)
     if not isinstance(data, dict):
         raise UserError(
-            f"{path}:{_line(root)}: a suite must be a YAML mapping (name, generation, probes, ...)"
+            f"{path}:{node_line(root)}: a suite must be a YAML mapping (name, generation, probes, ...)"
         )
     try:
         config = SuiteConfig.model_validate(data)
     except ValidationError as error:
-        raise _located_error(error, root, path, ()) from None
+        raise located_error(error, root, path, ()) from None
     probes = tuple(_validate_probe(name, params or {}, root, path) for name, params in config.probes.items())
     return Suite(name=config.name or path.stem, path=path.resolve(), text=text, config=config, probes=probes)
 
@@ -155,12 +155,12 @@ def _validate_probe(name: str, params: dict[str, Any], root: yaml.Node, path: Pa
     try:
         probe_class = PROBES.get(name)
     except UserError as error:
-        line = _line(_node_at(root, ("probes", name), key=True))
+        line = node_line(node_at(root, ("probes", name), key=True))
         raise UserError(f"{path}:{line}: probes.{name}: {error}") from None
     try:
         validated = probe_class.Params.model_validate(params, context={"suite_dir": path.parent})
     except ValidationError as error:
-        raise _located_error(error, root, path, ("probes", name)) from None
+        raise located_error(error, root, path, ("probes", name)) from None
     return SuiteProbe(name=name, probe_class=probe_class, params=validated)
 
 
@@ -172,7 +172,7 @@ def _compose(text: str, path: Path) -> tuple[yaml.Node, Any]:
             root = loader.get_single_node()
             if root is None:
                 raise UserError(f"{path}: the suite file is empty")
-            _reject_duplicate_keys(root, path)
+            reject_duplicate_keys(root, path)
             return root, loader.construct_document(root)
         finally:
             loader.dispose()
@@ -184,33 +184,33 @@ def _compose(text: str, path: Path) -> tuple[yaml.Node, Any]:
         raise UserError(f"{path}: invalid YAML ({error})") from None
 
 
-def _reject_duplicate_keys(node: yaml.Node, path: Path) -> None:
+def reject_duplicate_keys(node: yaml.Node, path: Path) -> None:
     """YAML silently keeps the last of two equal keys; in a config that hides a mistake, so refuse it."""
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
                 if key.value in seen:
-                    raise UserError(f"{path}:{_line(key)}: duplicate key {key.value!r}")
+                    raise UserError(f"{path}:{node_line(key)}: duplicate key {key.value!r}")
                 seen.add(key.value)
-            _reject_duplicate_keys(value, path)
+            reject_duplicate_keys(value, path)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            _reject_duplicate_keys(item, path)
+            reject_duplicate_keys(item, path)
 
 
-def _located_error(error: ValidationError, root: yaml.Node, path: Path, prefix: tuple[Any, ...]) -> UserError:
+def located_error(error: ValidationError, root: yaml.Node, path: Path, prefix: tuple[Any, ...]) -> UserError:
     """Turn the first pydantic error into 'FILE:LINE: dotted.location: message (and N more)'."""
     errors = error.errors(include_url=False)
     first = errors[0]
     location = (*prefix, *first["loc"])
-    node = _node_at(root, location, key=first["type"] == "extra_forbidden")
+    node = node_at(root, location, key=first["type"] == "extra_forbidden")
     dotted = ".".join(str(part) for part in location) or "(top level)"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return UserError(f"{path}:{_line(node)}: {dotted}: {first['msg']}{more}")
+    return UserError(f"{path}:{node_line(node)}: {dotted}: {first['msg']}{more}")
 
 
-def _node_at(root: yaml.Node, location: Sequence[Any], key: bool = False) -> yaml.Node:
+def node_at(root: yaml.Node, location: Sequence[Any], key: bool = False) -> yaml.Node:
     """The deepest YAML node along `location` (the key node itself when `key`); stops where the path ends."""
     node = root
     for position, part in enumerate(location):
@@ -226,5 +226,5 @@ def _node_at(root: yaml.Node, location: Sequence[Any], key: bool = False) -> yam
     return node
 
 
-def _line(node: yaml.Node) -> int:
+def node_line(node: yaml.Node) -> int:
     return node.start_mark.line + 1

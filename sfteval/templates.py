@@ -419,3 +419,12 @@ def messages_from_example(
     if output is not None:
         messages.append(Message("assistant", output))
     return messages
+
+
+def check_template_names(names: Sequence[str] | None) -> None:
+    """Raise ValueError (for pydantic validators) when a name is not a registered template."""
+    for name in names or ():
+        try:
+            TEMPLATES.get(name)
+        except UserError as error:
+            raise ValueError(str(error)) from None

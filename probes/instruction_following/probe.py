@@ -28,9 +28,8 @@ from sfteval.probes.base import (
 
 from sfteval import stats
 from sfteval.engines.base import Generation, GenerationRequest
-from sfteval.errors import UserError
 from sfteval.records import ItemRecord
-from sfteval.templates import TEMPLATES, Message, get_template
+from sfteval.templates import Message, get_template
 
 from .evaluate import PromptEvaluation, evaluate_prompt
 from .prompts import IFPrompt, load_prompts
@@ -56,11 +55,9 @@ class InstructionFollowingParams(ProbeParams):
     @field_validator("templates")
     @classmethod
     def _known_templates(cls, templates: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        for name in templates or ():
-            try:
-                TEMPLATES.get(name)
-            except UserError as error:
-                raise ValueError(str(error)) from None
+        from sfteval.templates import check_template_names
+
+        check_template_names(templates)
         return templates
 
     @field_validator("prompts")

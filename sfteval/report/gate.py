@@ -29,7 +29,7 @@ from sfteval.errors import UserError
 from sfteval.report.formatting import format_magnitude, format_p, format_value
 from sfteval.report.recommend import recommend
 from sfteval.report.schema import GateCheck, GateCheckKind, GateResult, MetricInfo, ProbeResult, Report
-from sfteval.suite import _line, _located_error, _node_at, _reject_duplicate_keys, suite_directories
+from sfteval.suite import located_error, node_at, node_line, reject_duplicate_keys, suite_directories
 
 DEFAULT_POLICY = "default"
 BASE = "base"
@@ -131,12 +131,12 @@ def parse_policy(text: str, path: Path) -> LoadedPolicy:
     """Validate policy YAML: schema, unique rule names, registered probes and declared metrics."""
     root, data = _compose(text, path)
     if not isinstance(data, dict):
-        raise UserError(f"{path}:{_line(root)}: a gate policy must be a YAML mapping with a `rules` list")
+        raise UserError(f"{path}:{node_line(root)}: a gate policy must be a YAML mapping with a `rules` list")
     try:
         policy = GatePolicy.model_validate(data)
     except ValidationError as error:
-        raise _located_error(error, root, path, ()) from None
-    lines = tuple(_line(_node_at(root, ("rules", index))) for index in range(len(policy.rules)))
+        raise located_error(error, root, path, ()) from None
+    lines = tuple(node_line(node_at(root, ("rules", index))) for index in range(len(policy.rules)))
     seen: set[str] = set()
     for index, rule in enumerate(policy.rules):
         where = f"{path}:{lines[index]}: rules.{index}"
@@ -154,7 +154,7 @@ def _compose(text: str, path: Path) -> tuple[yaml.Node, Any]:
         root = loader.get_single_node()
         if root is None:
             raise UserError(f"{path}: the gate policy is empty")
-        _reject_duplicate_keys(root, path)
+        reject_duplicate_keys(root, path)
         return root, loader.construct_document(root)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
