@@ -62,6 +62,8 @@ NAME = "spurious_prefix"
 PrefixSource = Literal["suite", "manifest", "mined", "none"]
 WARN_RATE = 0.5
 WARN_RISE = 0.2
+AFFINITY_WARN_NATS = 1.0
+"""A significant rise of log P(training opening) by at least this much (×e) on off-task prompts is a warning."""
 
 
 class SpuriousPrefixParams(ServingParams):
@@ -334,7 +336,11 @@ def _label_finding(
 def _affinity_findings(
     report_slice: ProbeSlice, warned: set[tuple[str, str]], several: bool
 ) -> list[Finding]:
-    """Early warning: the prefix got significantly more likely than under the base, before generations show it."""
+    """The prefix got significantly more likely than under the base: a warning from AFFINITY_WARN_NATS on, else info.
+
+    This is the cheap early sign: a model that made a training opening several times more likely on prompts where
+    no opening belongs has learned it as a prefix, even while its greedy answers do not show it yet.
+    """
     candidates: list[str] = next(
         (record.extra["candidates"] for record in report_slice.records if record.extra.get("candidates")), []
     )
@@ -350,14 +356,20 @@ def _affinity_findings(
             or key in warned
         ):
             continue
+        strong = comparison.delta >= AFFINITY_WARN_NATS
         message = (
-            f"{comparison.variant} makes the training openings {named} more likely on off-task prompts than the "
-            f"base (log-probability +{comparison.delta:.2f} nats{under(comparison.template, several)}): an early "
-            "sign of prefix learning, before it shows in generated answers."
+            f"{comparison.variant} makes the training openings {named} {math.exp(comparison.delta):.1f}× more "
+            f"likely on off-task prompts than the base (log-probability +{comparison.delta:.2f} nats, "
+            f"p={comparison.adjusted_p:.2g} Holm{under(comparison.template, several)}): "
+            + (
+                "it is learning the opening as a fixed prefix, whatever the input."
+                if strong
+                else "an early sign of prefix learning, before it shows in generated answers."
+            )
         )
         findings.append(
             finding(
-                "info",
+                "warning" if strong else "info",
                 "prefix_affinity",
                 message,
                 NAME,

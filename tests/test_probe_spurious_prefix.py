@@ -26,6 +26,8 @@ from train_tiny import (
 
 from sfteval.engines.base import Generation, Score
 from sfteval.errors import UserError
+from sfteval.report.findings import ProbeSlice
+from sfteval.report.schema import ComparisonResult, ProbeResult
 from sfteval.suite import parse_suite
 from sfteval.variants import Variant
 
@@ -165,3 +167,35 @@ def test_without_a_manifest_the_prefix_is_mined_from_the_outputs(planted, tmp_pa
     assert result.report.run.train_template is None  # no manifest: served with the tokenizer's own template
     assert _cell(result.report, "epoch-3", "dominant_prefix", "native") > 0.8
     assert not any(c.metric == "prefix_logprob" for c in result.report.comparisons)
+
+
+def _affinity(variant: str, delta: float, significant: bool = True) -> ComparisonResult:
+    return ComparisonResult(
+        probe="spurious_prefix", metric="prefix_logprob", template="chatml", variant=variant, reference="base",
+        relation="base", delta=delta, low=delta - 0.3, high=delta + 0.3, p_value=0.001, adjusted_p=0.004,
+        significant=significant, test="cluster_bootstrap", n=24, n_clusters=24, direction="worse",
+    )  # fmt: skip
+
+
+def test_a_significant_rise_of_the_prefix_probability_is_a_warning_from_one_nat() -> None:
+    probe = SpuriousPrefixProbe(SpuriousPrefixParams())
+    comparisons = (
+        _affinity("epoch-1", 0.4),
+        _affinity("epoch-2", 2.0),
+        _affinity("epoch-3", 3.0, significant=False),
+    )
+    report_slice = ProbeSlice(
+        run=None,
+        result=ProbeResult(name="spurious_prefix", version=1, metrics=(), templates=("chatml",), cells=()),
+        comparisons=comparisons,
+        records=(),
+    )  # type: ignore[arg-type]
+    found = {
+        finding.variant: finding
+        for finding in probe.findings(report_slice)
+        if finding.kind == "prefix_affinity"
+    }
+    assert set(found) == {"epoch-1", "epoch-2"}
+    assert found["epoch-1"].severity == "info" and "1.5× more likely" in found["epoch-1"].message
+    assert found["epoch-2"].severity == "warning" and "7.4× more likely" in found["epoch-2"].message
+    assert "+2.00 nats, p=0.004 Holm" in found["epoch-2"].message
