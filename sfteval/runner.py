@@ -5,11 +5,14 @@ sends all generation requests of the variant to the engine in one call and all s
 batches fill), hands each probe its share of the results, and runs a second pass on the base engine for probes
 that score the variant's outputs under the base model. Finished variants are appended to items.jsonl at once. On
 Ctrl-C the runner stops, writes a report of what is done marked incomplete, and the next run resumes from the cache.
+With a `Shard` the run keeps every n-th variant, so n processes (one per GPU) share the work and
+`sfteval report --merge` (sfteval.report.merge) joins their run directories into one report.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -48,6 +51,44 @@ class RunConfig:
     train_template: str | None = None
     limit: int | None = None
     cache_path: Path | None = None
+    shard: Shard | None = None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The `index`-th (1-based) of `count` shares of a run's variants: variant k goes to share (k mod count) + 1."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str, where: str = "--shard") -> Shard:
+        """'2/4' -> Shard(2, 4); anything else (0/2, 3/2, a/b, 1/0) is a UserError naming `where`."""
+        match = re.fullmatch(r"([0-9]+)/([0-9]+)", text.strip())
+        if match is None:
+            raise UserError(f"{where}: {text!r} is not of the form i/n, e.g. 1/2")
+        index, count = int(match[1]), int(match[2])
+        if count < 1 or not 1 <= index <= count:
+            raise UserError(f"{where}: {text!r} needs 1 <= i <= n and n >= 1")
+        return cls(index, count)
+
+    def select(self, variants: Sequence[Variant]) -> list[Variant]:
+        """This share of `variants` (in their order); an empty share is a UserError."""
+        kept = [
+            variant for position, variant in enumerate(variants) if position % self.count == self.index - 1
+        ]
+        if not kept:
+            raise UserError(
+                f"--shard {self}: no variants for this shard ({len(variants)} variants in {self.count} shards)"
+            )
+        return kept
+
+    def position(self, order: int) -> int:
+        """Where the `order`-th (0-based) variant of this shard stands among all the run's variants."""
+        return order * self.count + self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +133,8 @@ def run_suite(config: RunConfig, console: Console) -> RunResult:
     """Run `config.suite` on the selected variants, write the run directory and return the report."""
     discovered = discover(config.ckpt_dir, base=config.base)
     variants = select_variants(discovered, config.variants)
+    if config.shard is not None:
+        variants = config.shard.select(variants)
     manifest = read_manifest(config.ckpt_dir)
     train_template = (
         config.train_template or manifest_template(manifest) or config.suite.config.train_template
@@ -100,8 +143,10 @@ def run_suite(config: RunConfig, console: Console) -> RunResult:
     base_variant = next((variant for variant in discovered if variant.is_base), None)
     _require_base(probes, base_variant)
     output = RunOutput(config.out_dir)
+    shard = "" if config.shard is None else f"; shard {config.shard}"
     output.log(
-        f"run: suite {config.suite.name} on {config.ckpt_dir}; variants {', '.join(v.name for v in variants)}"
+        f"run: suite {config.suite.name} on {config.ckpt_dir}{shard}; "
+        f"variants {', '.join(v.name for v in variants)}"
     )
     tally = _Progress()
     started = time.perf_counter()
@@ -135,7 +180,7 @@ def run_suite(config: RunConfig, console: Console) -> RunResult:
         f"done: complete={complete} cache hits={tally.hits} misses={tally.misses} "
         f"total {tally.timings['total']:.1f}s"
     )
-    report = _build_report(session, tally, complete)
+    report = report_of_run(_run_info(session, tally, complete), tally.records, probes)
     output.write_report(report)
     return RunResult(report=report, out_dir=config.out_dir, complete=complete)
 
@@ -329,11 +374,17 @@ def _task(display: Progress, description: str, total: int) -> Iterator[ProgressC
     display.update(task, completed=total)
 
 
-def _build_report(session: _Session, tally: _Progress, complete: bool) -> Report:
+def report_of_run(run: RunInfo, records: Sequence[ItemRecord], probes: Mapping[str, Probe]) -> Report:
+    """The report of a run, or of merged shards: cells, comparisons, one Holm family, findings, recommendation."""
     from sfteval.report.build import build_report
 
+    return build_report(run, records, probes, seed=run.seed)
+
+
+def _run_info(session: _Session, tally: _Progress, complete: bool) -> RunInfo:
+    """What the report says about this run: settings, variants done, timings, cache use, shard."""
     config = session.config
-    run = RunInfo(
+    return RunInfo(
         engine=config.engine,
         engine_config=config.engine_config.model_dump(mode="json"),
         ckpt_dir=str(config.ckpt_dir),
@@ -347,8 +398,8 @@ def _build_report(session: _Session, tally: _Progress, complete: bool) -> Report
         complete=complete,
         cache_hits=tally.hits,
         cache_misses=tally.misses,
+        shard=None if config.shard is None else str(config.shard),
     )
-    return build_report(run, tally.records, session.probes, seed=config.suite.config.seed)
 
 
 def _suite_json(suite: Suite, probes: Mapping[str, Probe]) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -12,6 +13,9 @@ from rich.console import Console
 
 from sfteval.engines.config import EngineConfig
 from sfteval.errors import UserError
+
+if TYPE_CHECKING:
+    from sfteval.runner import Shard
 
 DEFAULT_SUITE = "quick"
 RUNS_DIR = Path("sfteval-runs")
@@ -34,7 +38,10 @@ def run(
         int | None, typer.Option("--batch-size", help="Requests per forward batch.")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Run directory (default: sfteval-runs/<ckpt name>-<suite>).")
+        Path | None,
+        typer.Option(
+            "--out", help="Run directory (default: sfteval-runs/<ckpt name>-<suite>[-shard<i>of<n>])."
+        ),
     ] = None,
     variants: Annotated[
         str | None, typer.Option("--variants", help="Comma-separated variant names, e.g. base,epoch-2.")
@@ -54,6 +61,22 @@ def run(
             "--gate", help="Gate policy file or shipped name (default): exit 1 when a fail-rule breaks."
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Run only share i of n of the variants (i/n, e.g. 1/2; variant k goes to share k mod n + 1); "
+            "join the run dirs with `sfteval report --merge`.",
+        ),
+    ] = None,
+    engine_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--engine-arg",
+            help="KEY=VALUE passed to the engine (repeatable; VALUE read as JSON when it parses), "
+            "e.g. tensor_parallel_size=2 for vllm.",
+        ),
+    ] = None,
 ) -> None:
     """Probe base and every checkpoint in CKPT with a suite; write report.json, items.jsonl and run.log."""
     from sfteval.commands.gate import finish_gate
@@ -62,20 +85,28 @@ def run(
     from sfteval.report.items import load_items
     from sfteval.report.schema import ITEMS_FILE, REPORT_FILE, save_report
     from sfteval.report.terminal import render_report
-    from sfteval.runner import RunConfig, run_suite
+    from sfteval.runner import RunConfig, Shard, run_suite
     from sfteval.suite import load_suite
     from sfteval.templates import TEMPLATES
 
     console = Console()
+    share = None if shard is None else Shard.parse(shard)
+    if share is not None and gate is not None:
+        raise UserError("--gate: a shard holds only some variants; gate the merged run (sfteval gate OUT)")
     policy = load_policy(gate) if gate is not None else None
     loaded_suite = load_suite(suite)
     if train_template is not None:
         TEMPLATES.get(train_template)
-    settings: dict[str, Any] = {"device": device, "dtype": dtype, "batch_size": batch_size}
+    settings: dict[str, Any] = {
+        "device": device,
+        "dtype": dtype,
+        "batch_size": batch_size,
+        "extra": _engine_arguments(engine_arg or []) or None,
+    }
     config = RunConfig(
         ckpt_dir=ckpt,
         suite=loaded_suite,
-        out_dir=out or RUNS_DIR / f"{ckpt.resolve().name}-{loaded_suite.name}",
+        out_dir=out or default_out_dir(ckpt, loaded_suite.name, share),
         engine=choose_engine(engine, console),
         engine_config=_engine_config(settings),
         base=base,
@@ -83,6 +114,7 @@ def run(
         train_template=train_template,
         limit=limit,
         cache_path=cache,
+        shard=share,
     )
     result = run_suite(config, console)
     report = result.report if policy is None else apply_gate(result.report, policy)
@@ -91,10 +123,18 @@ def run(
     render_report(report, console)
     write_html(report, load_items(result.out_dir / ITEMS_FILE), result.out_dir / HTML_FILE)
     console.print(f"run directory: {result.out_dir} (report.json, report.html, items.jsonl, run.log)")
+    if share is not None:
+        console.print(f"shard {share}: join all {share.count} run directories with `sfteval report --merge`")
     if not result.complete:
         raise typer.Exit(130)
     if policy is not None:
         finish_gate(report, console, junit=None, markdown=None)
+
+
+def default_out_dir(ckpt: Path, suite_name: str, shard: Shard | None) -> Path:
+    """sfteval-runs/<ckpt name>-<suite>[-shard<i>of<n>], so shards launched with defaults do not collide."""
+    suffix = "" if shard is None else f"-shard{shard.index}of{shard.count}"
+    return RUNS_DIR / f"{ckpt.resolve().name}-{suite_name}{suffix}"
 
 
 def choose_engine(name: str, console: Console) -> str:
@@ -126,6 +166,20 @@ def _engine_config(settings: dict[str, Any]) -> EngineConfig:
         first = error.errors(include_url=False)[0]
         option = "--" + str(first["loc"][0]).replace("_", "-")
         raise UserError(f"{option}: {first['msg']}") from None
+
+
+def _engine_arguments(pairs: list[str]) -> dict[str, Any]:
+    """['tensor_parallel_size=2', 'quantization=fp8'] -> {'tensor_parallel_size': 2, 'quantization': 'fp8'}."""
+    arguments: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not (equals and key.strip()):
+            raise UserError(f"--engine-arg: {pair!r} is not KEY=VALUE, e.g. tensor_parallel_size=2")
+        try:
+            arguments[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            arguments[key.strip()] = text
+    return arguments
 
 
 def _split_names(value: str | None) -> tuple[str, ...] | None:

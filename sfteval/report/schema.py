@@ -94,6 +94,12 @@ class RunInfo(_Strict):
     items_file: str = Field(
         default=ITEMS_FILE, description="Item-records file, relative to the run directory."
     )
+    shard: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+/[0-9]+$",
+        description="'i/n' when the run probed only the i-th of n shares of the variants (`--shard`); "
+        "None for a whole run or for shards merged by `sfteval report --merge`.",
+    )
 
 
 class StatsSettings(_Strict):
