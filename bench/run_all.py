@@ -32,7 +32,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 FIGURES = {
     "generation": "Generation overhead: hf engine + fresh cache vs `model.generate`",
-    "scoring": "Scoring vs lm-eval's HF backend (HFLM)",
+    "scoring": "Scoring vs lm-eval's HF backend (HFLM), zero-shot",
+    "scoring_5shot": "Scoring vs lm-eval's HF backend (HFLM), 5-shot",
     "training": "Trainer vs TRL SFTTrainer",
     "rerun": "Rerun after adding one epoch",
     "demo": "`sfteval demo` wall time",
@@ -74,6 +75,7 @@ def run_one_figure(name: str, json_path: Path, threads: int, quick: bool) -> Non
     functions = {
         "generation": _run_all_figures.generation,
         "scoring": _run_all_figures.scoring,
+        "scoring_5shot": _run_all_figures.scoring_5shot,
         "training": _run_all_figures.training,
         "rerun": _run_all_rerun.rerun,
         "demo": _run_all_figures.demo,

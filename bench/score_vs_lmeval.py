@@ -7,6 +7,7 @@ accuracies match. On a shared machine, CPU time with `--threads 1` is the stable
 waiting for other processes' cores).
 
     .venv/bin/python bench/score_vs_lmeval.py [--model DIR] [--task world_facts] [--limit N] [--batch-size 32]
+        [--num-fewshot 5]
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = Path.home() / ".cache" / "sfteval" / "models" / "smollm2-135m-instruct"
 
 
-def evaluate(model: Any, task: str, limit: int | None) -> tuple[tuple[float, float], list[dict[str, Any]]]:
+def evaluate(
+    model: Any, task: str, limit: int | None, num_fewshot: int = 0
+) -> tuple[tuple[float, float], list[dict[str, Any]]]:
     """(wall, CPU) seconds spent in lm-eval's evaluator, and the task's logged samples."""
     from lm_eval.evaluator import evaluate as lm_eval_evaluate
 
     from sfteval.engines.lmeval import load_tasks
 
-    task_dict = {"tasks": load_tasks([task], [ROOT / "suites" / "tasks"]), "groups": {}, "group_map": {}}
+    task_dict = {
+        "tasks": load_tasks([task], [ROOT / "suites" / "tasks"], num_fewshot=num_fewshot),
+        "groups": {},
+        "group_map": {},
+    }
     started, cpu_started = time.perf_counter(), time.process_time()
     output = lm_eval_evaluate(lm=model, task_dict=task_dict, limit=limit, log_samples=True, bootstrap_iters=0)
     seconds = (time.perf_counter() - started, time.process_time() - cpu_started)
@@ -58,6 +65,12 @@ def main() -> None:
     parser.add_argument("--task", default="world_facts")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--num-fewshot",
+        type=int,
+        default=0,
+        help="Few-shot examples per prompt (lm-eval's seeded sampler; MMLU-style evals use 5)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
@@ -82,16 +95,23 @@ def main() -> None:
     )
     config = EngineConfig(device=arguments.device, batch_size=arguments.batch_size, dtype="float32")
     engine = HFEngineFactory(config).engine(Variant("base", arguments.model))
-    hflm_seconds, reference = evaluate(reference_model, arguments.task, arguments.limit)
-    sfteval_seconds, ours = evaluate(EngineLM(engine), arguments.task, arguments.limit)
+    hflm_seconds, reference = evaluate(
+        reference_model, arguments.task, arguments.limit, arguments.num_fewshot
+    )
+    sfteval_seconds, ours = evaluate(EngineLM(engine), arguments.task, arguments.limit, arguments.num_fewshot)
     with tempfile.TemporaryDirectory() as folder:
         cached = CachedEngine(engine, Path(folder) / "cache.sqlite", chunk_size=arguments.batch_size)
-        cold_seconds, cold = evaluate(EngineLM(cached), arguments.task, arguments.limit)
-        warm_seconds, warm = evaluate(EngineLM(cached), arguments.task, arguments.limit)
+        cold_seconds, cold = evaluate(
+            EngineLM(cached), arguments.task, arguments.limit, arguments.num_fewshot
+        )
+        warm_seconds, warm = evaluate(
+            EngineLM(cached), arguments.task, arguments.limit, arguments.num_fewshot
+        )
         cached.close()
     result = {
         "model": str(arguments.model),
         "task": arguments.task,
+        "num_fewshot": arguments.num_fewshot,
         "documents": len(reference),
         "requests": sum(len(sample["resps"]) for sample in reference),
         "batch_size": arguments.batch_size,
