@@ -1,15 +1,20 @@
 """The template_brittleness probe: how much do scores move across serving templates and prompt formats?
 
-Two axes, both paired per item (diagnostics.md §2.6):
-- serving templates: instruction-following prompts (generated, scored by IFEval's loose checks at instruction
-  level) and multiple-choice items (options ranked by log-likelihood after the assistant header) under the training
-  template, `native`, `raw` and other registry templates. Per-template cells; in each, `*_delta_vs_train` is the
-  paired mean difference from the training template on the same items.
+Three serving-template axes and one format axis, all paired per item (diagnostics.md §2.6):
+- serving templates: instruction-following prompts (`if`: generated, scored by IFEval's loose checks at instruction
+  level), multiple-choice items (`mc`: options ranked by log-likelihood after the assistant header) and held-out
+  SFT pairs (`sft`: mean per-token log-prob of the reference response, no generation; probes/template_gaps.py)
+  under the training template, `native`, `raw` and other registry templates. Per-template cells; in each,
+  `*_delta_vs_train` is the paired mean difference from the training template on the same items.
 - formats (FormatSpread, Sclar et al. 2023): the multiple-choice items written in a seeded sample of equivalent raw
   prompt formats (no chat template), so that base and SFT checkpoints meet exactly the same prompts.
 Across conditions, each item gets ProSA's PSS (mean pairwise disagreement) in the `across-templates` / `formats`
-cells, whose summaries are the spreads (max − min of condition accuracies) with bootstrap CIs. Base is probed like
-every variant, so the report's base-vs-variant comparisons of PSS say whether SFT made the model more brittle.
+cells, whose summaries are the spreads (max − min of condition accuracies) with bootstrap CIs. The
+`across-templates` records also carry each axis's per-item template gap, `<axis>_template_gap` = score under the
+training template − mean score under the other evaluated templates (lower is better). The run's training template
+applies to every variant, base included, so the report's paired comparison of the gap vs base is a difference in
+differences: how much more the variant depends on being served its training template than the base does. A chat-
+tuned base is brittle in its own direction, which an undirected spread cannot separate from what SFT did.
 """
 
 from __future__ import annotations
@@ -30,9 +35,22 @@ from sfteval.probes.base import (
     ProbeParams,
     register_probe,
 )
-from sfteval.probes.brittleness_findings import ACROSS, FORMATS, delta_findings, spread_findings
+from sfteval.probes.brittleness_findings import (
+    ACROSS,
+    FORMATS,
+    delta_findings,
+    gap_findings,
+    spread_findings,
+)
 from sfteval.probes.prompt_formats import continuation_after, pss, sample_formats, spread_estimate
 from sfteval.probes.suite_data import ChoiceItem, find_data_file, load_choice_items
+from sfteval.probes.template_gaps import (
+    SFT_TAG,
+    mean_token_logprob,
+    sft_pairs,
+    sft_requests,
+    template_gap,
+)
 
 from sfteval import stats
 from sfteval.engines.base import Generation, GenerationRequest, Score, ScoreRequest
@@ -41,12 +59,13 @@ from sfteval.records import ItemRecord
 from sfteval.report.schema import Finding
 
 if TYPE_CHECKING:
+    from sfteval.probes.common import Pair
     from sfteval.probes.instruction_following import IFPrompt
 
     from sfteval.report.findings import ProbeSlice
 
 DEFAULT_TEMPLATES = ("native", "raw", "alpaca", "chatml", "llama3")
-SCORES = {"if": "if_instruction_loose", "mc": "mc_correct"}
+SCORES = {"if": "if_instruction_loose", "mc": "mc_correct", "sft": "sft_logprob"}
 
 
 class TemplateBrittlenessParams(ProbeParams):
@@ -62,9 +81,15 @@ class TemplateBrittlenessParams(ProbeParams):
         default="tasks/world_facts.jsonl", description="Multiple-choice JSONL (suite-relative)."
     )
     mc_limit: int = Field(default=40, ge=0, description="Multiple-choice items (the file's first N).")
+    sft_pairs: str | None = Field(
+        default=None, description="Prompt/response pairs JSONL; None = the manifest's held-out sample."
+    )
+    sft_limit: int = Field(
+        default=24, ge=0, description="Held-out SFT pairs scored (a seeded sample); 0 = off."
+    )
     formats: int = Field(default=8, ge=2, description="FormatSpread formats sampled with the suite seed.")
     limit: int | None = Field(
-        default=None, ge=1, description="Caps if_limit and mc_limit (sfteval run --limit)."
+        default=None, ge=1, description="Caps if_limit, mc_limit and sft_limit (--limit)."
     )
     max_new_tokens: int | None = Field(
         default=None, ge=1, description="None = the suite's generation setting."
@@ -76,19 +101,26 @@ class TemplateBrittlenessProbe(Probe):
     """Score spread across serving templates and prompt formats, per variant, base included."""
 
     name = "template_brittleness"
-    version = 1
+    version = 2
     Params = TemplateBrittlenessParams
     metrics = (
         MetricSpec("if_instruction_loose", "instructions followed (loose), per prompt, under this template"),
         MetricSpec("mc_correct", "multiple-choice item right (option log-likelihood) under this template", binary=True),
+        MetricSpec("sft_logprob", "held-out SFT pair: mean per-token log-prob of the reference, this template"),
         MetricSpec("if_pss", "instruction following: mean pairwise disagreement across templates (ProSA PSS)", False),
         MetricSpec("mc_pss", "multiple choice: mean pairwise disagreement across templates (ProSA PSS)", False),
+        MetricSpec("sft_pss", "held-out SFT log-prob: mean pairwise |difference| across templates", False),
+        MetricSpec("if_template_gap", "instruction following: training template − mean of the others", False),
+        MetricSpec("mc_template_gap", "multiple choice: training template − mean of the others", False),
+        MetricSpec("sft_template_gap", "held-out SFT log-prob: training template − mean of the others", False),
         MetricSpec("format_pss", "multiple choice: mean pairwise disagreement across formats (ProSA PSS)", False),
         MetricSpec("format_accuracy", "multiple choice: share of formats answered right"),
         MetricSpec("if_delta_vs_train", "instruction following vs the training template, same prompts"),
         MetricSpec("mc_delta_vs_train", "multiple-choice accuracy vs the training template, same items"),
+        MetricSpec("sft_delta_vs_train", "held-out SFT log-prob vs the training template, same pairs"),
         MetricSpec("if_spread", "instruction following: max − min over templates", higher_is_better=False),
         MetricSpec("mc_spread", "multiple-choice accuracy: max − min over templates", higher_is_better=False),
+        MetricSpec("sft_spread", "held-out SFT log-prob: max − min over templates", higher_is_better=False),
         MetricSpec("format_spread", "multiple-choice accuracy: max − min over formats", higher_is_better=False),
         MetricSpec("format_min", "multiple-choice accuracy of the worst format"),
         MetricSpec("format_max", "multiple-choice accuracy of the best format"),
@@ -97,12 +129,13 @@ class TemplateBrittlenessProbe(Probe):
     params: TemplateBrittlenessParams
 
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
-        """IF generations and MC option scores under every template, then MC option scores under every format."""
+        """IF generations, MC option scores and SFT response scores under every template, then MC under formats."""
         from sfteval.templates import Message
 
         planned = []
         max_new_tokens = self.params.max_new_tokens or context.max_new_tokens
         items = self.choice_items(context)
+        pairs, _ = self.sft_pairs(context)
         for name, template in self.templates(context).items():
             for prompt in self.if_prompts(context):
                 request = GenerationRequest(
@@ -119,6 +152,7 @@ class TemplateBrittlenessProbe(Probe):
                 planned += _option_requests(
                     item, template.render_prompt([Message("user", item.question)]), name
                 )
+            planned += sft_requests(pairs, name, template)
         for prompt_format in sample_formats(self.params.formats, context.seed):
             for item in items:
                 planned += _option_requests(
@@ -129,7 +163,7 @@ class TemplateBrittlenessProbe(Probe):
     def records(
         self, context: ProbeContext, planned: Sequence[PlannedRequest], results: Sequence[EngineResult]
     ) -> list[ItemRecord]:
-        """Per (template, item) records, then per-item PSS records across templates and across formats."""
+        """Per (template, item) records, then per-item PSS (and template-gap) records across conditions."""
         format_names = {
             prompt_format.name for prompt_format in sample_formats(self.params.formats, context.seed)
         }
@@ -153,11 +187,27 @@ class TemplateBrittlenessProbe(Probe):
             records.append(
                 self.record(context, request, metrics, prompt=_prompt(request), output=output, extra=extra)
             )
+        return records + self._across_records(context, by_item, first, format_names)
+
+    def _across_records(
+        self,
+        context: ProbeContext,
+        by_item: Mapping[str, Mapping[str, float]],
+        first: Mapping[str, PlannedRequest],
+        format_names: set[str],
+    ) -> list[ItemRecord]:
+        """Per item: PSS and the template gap across serving templates, and PSS and accuracy across formats."""
+        train = self.train_template(context)
+        records = []
         for item_id, conditions in by_item.items():
+            family = item_id.split("/", 1)[0]
             templates = {name: value for name, value in conditions.items() if name not in format_names}
             formats = {name: value for name, value in conditions.items() if name in format_names}
             if len(templates) > 1:
-                metrics = {f"{item_id.split('/', 1)[0]}_pss": pss(list(templates.values()))}
+                metrics = {f"{family}_pss": pss(list(templates.values()))}
+                gap = template_gap(templates, train)
+                if gap is not None:
+                    metrics[f"{family}_template_gap"] = gap
                 records.append(self._summary_record(context, first[item_id], ACROSS, metrics, templates))
             if formats:
                 accuracy = sum(formats.values()) / len(formats)
@@ -172,7 +222,7 @@ class TemplateBrittlenessProbe(Probe):
         template = records[0].template
         if template in (ACROSS, FORMATS):
             summary: dict[str, Any] = {}
-            for family in ("if", "mc"):
+            for family in SCORES:
                 rows = [record for record in records if record.item_id.startswith(f"{family}/")]
                 if rows:
                     estimate = _spread(rows)
@@ -185,8 +235,8 @@ class TemplateBrittlenessProbe(Probe):
         return {f"{family}_delta_vs_train": delta for family, delta in _deltas(records).items()}
 
     def findings(self, report_slice: ProbeSlice) -> list[Finding]:
-        """The worst template per variant and family when its paired drop is clear, and spreads vs base."""
-        return delta_findings(report_slice) + spread_findings(report_slice)
+        """The worst template per variant and axis when its drop is clear, spreads and template gaps vs base."""
+        return delta_findings(report_slice) + spread_findings(report_slice) + gap_findings(report_slice)
 
     def templates(self, context: ProbeContext) -> dict[str, Any]:
         """Serving templates bound to the tokenizer; defaults the tokenizer cannot serve (e.g. native) are skipped."""
@@ -228,12 +278,19 @@ class TemplateBrittlenessProbe(Probe):
             else []
         )
 
+    def sft_pairs(self, context: ProbeContext) -> tuple[list[Pair], str]:
+        """Held-out SFT pairs (see template_gaps.sft_pairs) cut to `sft_limit`, and where they came from."""
+        limit = min(self.params.sft_limit, self.params.limit or self.params.sft_limit)
+        path = find_data_file(self.params.sft_pairs, context.suite_dir) if self.params.sft_pairs else None
+        return sft_pairs(path, limit, context)
+
     def _scores(
         self, context: ProbeContext, planned: Sequence[PlannedRequest], results: Sequence[EngineResult]
     ) -> dict[tuple[str, str], tuple[PlannedRequest, dict[str, float], dict[str, Any]]]:
-        """(condition, item) -> first request, its score metric, record fields (IF output, MC option log-probs)."""
+        """(condition, item) -> first request, its score metric, record fields (IF output, MC/SFT log-probs)."""
         from sfteval.probes.instruction_following import evaluate_prompt
 
+        _, source = self.sft_pairs(context)
         prompts = {f"if/{prompt.item_id}": prompt for prompt in self.if_prompts(context)}
         answers = {f"mc/{item.id}": item.answer for item in self.choice_items(context)}
         options: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
@@ -244,6 +301,11 @@ class TemplateBrittlenessProbe(Probe):
                 evaluation = evaluate_prompt(prompts[request.item_id], result.text)
                 metrics = {SCORES["if"]: sum(evaluation.loose) / len(evaluation.loose)}
                 scored[key] = (request, metrics, {"output": result.text})
+            elif isinstance(result, Score) and request.tag == SFT_TAG:
+                response = mean_token_logprob(result, _prompt(request))
+                if response is not None:
+                    extra = {"tokens": response[1], "source": source}
+                    scored[key] = (request, {SCORES["sft"]: response[0]}, {"extra": extra})
             elif isinstance(result, Score):
                 options[key][int(request.tag.split("#")[1])] = result.logprob
                 scored.setdefault(key, (request, {}, {}))

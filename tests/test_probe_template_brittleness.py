@@ -22,13 +22,17 @@ from sfteval.report.schema import RunInfo, VariantInfo
 from sfteval.variants import Variant
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
-ANSWERS = {
-    item.question: item.choices[item.answer] for item in load_choice_items(SUITES / "tasks/world_facts.jsonl")
-}
+ITEMS = load_choice_items(SUITES / "tasks/world_facts.jsonl")
+ANSWERS = {item.question: item.choices[item.answer] for item in ITEMS}
+CHOICES = {item.question: item.choices for item in ITEMS}
 
 
 class TemplateSensitiveEngine:
-    """Knows every answer when the prompt carries one of `good_markers` (or for every prompt when None)."""
+    """Knows every answer when the prompt carries one of `good_markers` (or for every prompt when None).
+
+    A scored continuation that is no option of a known question is an SFT reference response: −1 nat per token
+    when known, else −2.
+    """
 
     name = "scripted"
     fingerprint = "scripted"
@@ -42,7 +46,12 @@ class TemplateSensitiveEngine:
     def score(self, requests: Sequence[ScoreRequest], progress=None) -> list[Score]:
         results = []
         for request in requests:
-            question = next(q for q in ANSWERS if q in request.context)
+            continuation = request.continuation.strip()
+            question = next((q for q in ANSWERS if q in request.context and continuation in CHOICES[q]), None)
+            if question is None:
+                value = -1.0 if self._knows(request.context) else -2.0
+                results.append(Score(2 * value, (value, value), False))
+                continue
             right = request.continuation.strip() == ANSWERS[question]
             results.append(Score(-1.0 if right == self._knows(request.context) else -3.0, (), False))
         return results
@@ -89,7 +98,8 @@ def test_plan_covers_every_template_and_format_with_the_training_template_first(
     ]
     per_template = [request for request in planned if request.template == "chatml"]
     assert sum(isinstance(r.request, GenerationRequest) for r in per_template) == 2
-    assert sum(isinstance(r.request, ScoreRequest) for r in per_template) == 3 * 4
+    assert sum(r.tag.startswith("mc#") for r in per_template) == 3 * 4
+    assert sum(r.tag == "sft" for r in per_template) == 24
     assert all(
         r.request.context.endswith("<|im_start|>assistant\n") for r in per_template if r.tag.startswith("mc")
     )
@@ -122,7 +132,7 @@ def test_records_score_each_template_and_pair_them_with_the_training_template(ti
     assert all(by_cell[("chatml", item)].metrics["mc_correct"] == 0.0 for item in mc_ids)
     assert by_cell[("chatml", mc_ids[0])].extra["train_score"] == 1.0
     assert "train_score" not in by_cell[("alpaca", mc_ids[0])].extra
-    assert by_cell[(ACROSS, mc_ids[0])].metrics == {"mc_pss": pytest.approx(2 / 3)}
+    assert by_cell[(ACROSS, mc_ids[0])].metrics == {"mc_pss": pytest.approx(2 / 3), "mc_template_gap": 1.0}
     assert by_cell[(FORMATS, mc_ids[0])].metrics == {"format_pss": 0.0, "format_accuracy": 0.0}
     if_record = next(r for r in records if r.template == "alpaca" and r.item_id.startswith("if/"))
     prompt = next(
