@@ -76,8 +76,13 @@ class CachedEngine:
     def generate(
         self, requests: Sequence[GenerationRequest], progress: ProgressCallback | None = None
     ) -> list[Generation]:
+        # Equal token budgets share a chunk (a chunk decodes as long as its longest row), then similar prompts.
         return self._run(
-            requests, self.engine.generate, _generation_from_json, lambda r: -len(r.prompt), progress
+            requests,
+            self.engine.generate,
+            _generation_from_json,
+            lambda r: (-r.max_new_tokens, -len(r.prompt)),
+            progress,
         )
 
     def score(

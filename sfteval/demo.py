@@ -33,6 +33,7 @@ class DemoConfig:
     learning_rate: float = 1e-3
     lora_rank: int = 16
     batch_size: int = 8
+    engine_batch_size: int = 32
     suite: str = DEMO_SUITE
     retrain: bool = False
     seed: int = 0
@@ -146,7 +147,7 @@ def _probe(config: DemoConfig, console: Console) -> tuple[bool, Path]:
         suite=load_suite(config.suite),
         out_dir=config.run_dir,
         engine="hf",
-        engine_config=EngineConfig(),
+        engine_config=EngineConfig(batch_size=config.engine_batch_size),
     )
     result = run_suite(run, console)
     render_report(result.report, console)

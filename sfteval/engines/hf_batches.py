@@ -268,13 +268,19 @@ class _DecodeRow:
 def generate_requests(
     runtime: Runtime, requests: Sequence[GenerationRequest], progress: ProgressCallback | None
 ) -> list[Generation]:
-    """Generate for every request in batches of similar prompt length (little padding); results in request order.
+    """Generate in batches of equal token budget, then similar prompt length; results in request order.
+
+    A batch decodes until its longest-running row finishes, so mixing a 128-token request into a batch of 12-token
+    ones would make all of them wait: requests are grouped by `max_new_tokens` first, then by prompt length (little
+    padding). Finished rows leave the batch at once.
 
     `num_tokens` counts generated tokens up to and including the one that ended generation (EOS or the token that
     completed a stop string); `text` excludes EOS and is cut at the earliest stop string.
     """
     prompts = [_prompt_ids(runtime, index, request) for index, request in enumerate(requests)]
-    order = sorted(range(len(requests)), key=lambda index: -len(prompts[index]))
+    order = sorted(
+        range(len(requests)), key=lambda index: (-requests[index].max_new_tokens, -len(prompts[index]))
+    )
     results: list[Generation | None] = [None] * len(requests)
     for start in range(0, len(order), runtime.batch_size):
         batch = order[start : start + runtime.batch_size]
