@@ -288,11 +288,26 @@ def test_paired_compare_chooses_the_test() -> None:
         bootstrap.high,
         3,
     )
-    continuous = stats.paired_compare(generator.random(60), generator.random(60))
-    assert continuous.test == "paired_bootstrap"
+    first, second = generator.random(60), generator.random(60)
+    continuous = stats.paired_compare(first, second)
+    assert continuous.test == "paired_t"
+    assert continuous.p_value == pytest.approx(scipy_stats.ttest_rel(first, second).pvalue, rel=1e-9)
     clustered = stats.paired_compare(a, b, cluster_ids=np.repeat(np.arange(12), 5))
-    assert clustered.test == "cluster_bootstrap"
-    assert clustered.p_value == stats.paired_bootstrap_diff(a, b, np.repeat(np.arange(12), 5)).p_value
+    assert clustered.test == "cluster_t"
+    cluster_means = (a.astype(float) - b.astype(float)).reshape(12, 5).mean(axis=1)
+    # Equal cluster sizes: the clustered t equals a one-sample t on cluster means.
+    assert clustered.p_value == pytest.approx(scipy_stats.ttest_1samp(cluster_means, 0).pvalue, rel=1e-9)
+
+
+def test_the_t_test_p_has_no_resampling_floor_and_ignores_float_noise() -> None:
+    generator = np.random.default_rng(5)
+    base = generator.normal(size=300)
+    shifted = base + 1.0 + generator.normal(scale=0.1, size=300)
+    comparison = stats.paired_compare(shifted, base)
+    assert comparison.p_value < 1e-100  # a bootstrap p could not go below 2 / 2001
+    assert stats.holm([comparison.p_value] * 300)[0].significant
+    noise = base + 1e-17
+    assert stats.paired_compare(noise, base).p_value == 1.0
 
 
 def test_minimum_detectable_effect_formula_and_reference_numbers() -> None:

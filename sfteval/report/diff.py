@@ -60,7 +60,7 @@ class DiffRow(_Strict):
     )
     mode: DiffMode = Field(description="paired: same items in both runs; unpaired: independent samples.")
     test: str = Field(
-        description="mcnemar_exact, paired_bootstrap, cluster_bootstrap, independent_bootstrap, "
+        description="mcnemar_exact, paired_t, cluster_t, independent_bootstrap, "
         "normal_from_intervals, or none (no interval to test with)."
     )
     n_pairs: int = Field(default=0, ge=0, description="Items paired across the runs (0 when unpaired).")

@@ -213,7 +213,7 @@ class ComparisonResult(_Strict):
         ge=0, le=1, description="Holm-adjusted p-value across all comparisons of the report."
     )
     significant: bool = Field(description="adjusted_p <= alpha.")
-    test: str = Field(description="mcnemar_exact, paired_bootstrap or cluster_bootstrap (see sfteval.stats).")
+    test: str = Field(description="mcnemar_exact, paired_t or cluster_t (see sfteval.stats).")
     n: int = Field(ge=1, description="Paired items.")
     n_clusters: int = Field(ge=1, description="Distinct clusters among the paired items.")
     unpaired: int = Field(default=0, ge=0, description="Items present on one side only or missing a value.")
