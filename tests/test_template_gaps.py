@@ -17,6 +17,7 @@ from sfteval.probes.template_gaps import template_gap
 from sfteval.engines.base import Score, ScoreRequest
 from sfteval.records import ItemRecord
 from sfteval.report.build import build_report
+from sfteval.report.formatting import format_p
 from sfteval.report.schema import RunInfo, VariantInfo
 from sfteval.templates import Message, get_template
 from sfteval.variants import Variant
@@ -210,7 +211,7 @@ def test_a_larger_gap_than_base_is_a_warning_with_the_difference_in_differences(
         "1.00 nats/token more of what SFT taught (held-out SFT answers; gap 0.50 nats/token vs -0.50 for base, "
         "95% CI +0.9"
     )
-    assert finding.message.endswith(f"p={comparison.adjusted_p:.3f} Holm-adjusted).")
+    assert finding.message.endswith(f"{format_p(comparison.adjusted_p)} Holm-adjusted).")
 
 
 def test_a_larger_multiple_choice_gap_is_told_in_points() -> None:

@@ -352,11 +352,23 @@ def _direction(higher_is_better: bool | None, delta: float) -> Direction:
 
 
 def _holm_corrected(pending: Sequence[dict[str, Any]], alpha: float) -> tuple[ComparisonResult, ...]:
-    """ComparisonResults with Holm-adjusted p-values over the whole report (one family)."""
-    if not pending:
-        return ()
-    corrected = stats.holm([fields["p_value"] for fields in pending], alpha=alpha)
+    """ComparisonResults with Holm-adjusted p-values, one family per probe and reference (vs base, vs previous).
+
+    Each diagnostic answers its own question ("did the prefix get more likely?", "did it forget?"), so Holm
+    controls the family-wise error of each diagnostic's comparisons against one reference, across its metrics,
+    templates and variants. One family over the whole report (~300 comparisons for the quick suite on base + 3
+    epochs) would make a CPU-sized sample unable to show anything.
+    """
+    families: dict[tuple[str, str], list[int]] = {}
+    for index, fields in enumerate(pending):
+        families.setdefault((fields["probe"], fields["relation"]), []).append(index)
+    adjusted: dict[int, stats.HolmResult] = {}
+    for indices in families.values():
+        corrected = stats.holm([pending[index]["p_value"] for index in indices], alpha=alpha)
+        adjusted.update(zip(indices, corrected, strict=True))
     return tuple(
-        ComparisonResult(**fields, adjusted_p=result.adjusted_p, significant=result.significant)
-        for fields, result in zip(pending, corrected, strict=True)
+        ComparisonResult(
+            **fields, adjusted_p=adjusted[index].adjusted_p, significant=adjusted[index].significant
+        )
+        for index, fields in enumerate(pending)
     )

@@ -107,7 +107,10 @@ class StatsSettings(_Strict):
 
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of every interval.")
     alpha: float = Field(
-        default=0.05, gt=0, lt=1, description="Family-wise error rate of the Holm correction."
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Family-wise error rate of the Holm correction (one family per probe and reference).",
     )
     n_resamples: int = Field(default=2000, ge=1, description="Bootstrap resamples per comparison.")
     seed: int = Field(default=0, description="Seed of every bootstrap in the report.")
@@ -210,7 +213,9 @@ class ComparisonResult(_Strict):
     )
     p_value: float = Field(ge=0, le=1, description="Two-sided p-value of the test named in `test`.")
     adjusted_p: float = Field(
-        ge=0, le=1, description="Holm-adjusted p-value across all comparisons of the report."
+        ge=0,
+        le=1,
+        description="Holm-adjusted p-value within its family: the probe's comparisons against the same reference kind.",
     )
     significant: bool = Field(description="adjusted_p <= alpha.")
     test: str = Field(description="mcnemar_exact, paired_t or cluster_t (see sfteval.stats).")
