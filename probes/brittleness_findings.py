@@ -91,7 +91,9 @@ def delta_findings(report_slice: ProbeSlice) -> list[Finding]:
                     "same items)."
                 )
                 metric = f"{family}_delta_vs_train"
-                findings.append(_finding("warning", "template_mismatch", message, variant, metric, template))
+                # The base was not trained with the run's template: its drop is context, not a defect.
+                severity = "info" if variant == BASE else "warning"
+                findings.append(_finding(severity, "template_mismatch", message, variant, metric, template))
     return findings
 
 

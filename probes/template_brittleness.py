@@ -152,7 +152,8 @@ class TemplateBrittlenessProbe(Probe):
                 planned += _option_requests(
                     item, template.render_prompt([Message("user", item.question)]), name
                 )
-            planned += sft_requests(pairs, name, template)
+            if name != "raw":  # raw has no turn structure: an answer glued to its prompt measures nothing
+                planned += sft_requests(pairs, name, template)
         for prompt_format in sample_formats(self.params.formats, context.seed):
             for item in items:
                 planned += _option_requests(

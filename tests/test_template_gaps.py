@@ -72,7 +72,9 @@ def test_sft_requests_score_each_held_out_response_after_the_prompt_the_if_axis_
     probe = _probe(templates=("alpaca", "chatml", "raw", "native"))
     planned = probe.plan(_context(manifest=MANIFEST, tokenizer=tiny_tokenizer))
     assert all(request.tag == "sft" for request in planned if request.item_id.startswith("sft/"))
-    for name in ("alpaca", "chatml", "raw", "native"):
+    # raw has no turn structure: the SFT axis leaves it out.
+    assert not [r for r in planned if r.template == "raw" and r.item_id.startswith("sft/")]
+    for name in ("alpaca", "chatml", "native"):
         template = get_template(name, tiny_tokenizer)
         requests = {r.item_id: r.request for r in planned if r.template == name}
         assert list(requests) == ["sft/h1", "sft/h2"]  # the held-out sample only, never the trained pair
@@ -134,21 +136,22 @@ def test_records_carry_exact_per_item_gaps_for_every_axis(tiny_tokenizer) -> Non
     assert item.answer + 1 < len(item.choices)
     scores = {
         "sft/h1": {"alpaca": -1.0, "chatml": -2.0, "raw": -2.5},
-        "sft/h2": {"alpaca": -3.0, "chatml": -1.0, "raw": -1.0},
+        "sft/h2": {"alpaca": -3.0, "chatml": -1.0, "raw": -1.0},  # raw's SFT scores are never requested
         f"mc/{item.id}": {"alpaca": 1.0, "chatml": 0.0, "raw": 1.0},
     }
     records = probe.records(context, planned, _results(planned, scores, item.answer))
     across = {r.item_id: r for r in records if r.template == ACROSS}
-    assert across["sft/h1"].metrics["sft_template_gap"] == pytest.approx(-1.0 - (-2.25))
+    assert across["sft/h1"].metrics["sft_template_gap"] == pytest.approx(-1.0 - (-2.0))
     assert across["sft/h2"].metrics["sft_template_gap"] == pytest.approx(-2.0)
     assert across[f"mc/{item.id}"].metrics["mc_template_gap"] == 0.5
-    assert across["sft/h1"].extra["scores"] == scores["sft/h1"]
+    assert across["sft/h1"].extra["scores"] == {"alpaca": -1.0, "chatml": -2.0}
     per_template = {(r.template, r.item_id): r for r in records if r.template in TEMPLATES}
     assert per_template[("chatml", "sft/h1")].metrics == {"sft_logprob": -2.0}
     assert per_template[("chatml", "sft/h1")].extra == {"tokens": 3, "source": "heldout", "train_score": -1.0}
-    assert probe.summarize([r for r in records if r.template == "raw"])[
+    assert probe.summarize([r for r in records if r.template == "chatml"])[
         "sft_delta_vs_train"
-    ].mean == pytest.approx(((-2.5 + 1.0) + (-1.0 + 3.0)) / 2)
+    ].mean == pytest.approx(((-2.0 + 1.0) + (-1.0 + 3.0)) / 2)
+    assert "sft_delta_vs_train" not in probe.summarize([r for r in records if r.template == "raw"])
 
 
 def _across(variant: str, family: str, item: int, scores: dict[str, float]) -> ItemRecord:
