@@ -96,3 +96,24 @@ def test_missing_cells_render_as_dashes():
     ]
     report = build_report(run_info(["base", "epoch-1"]), records, {"answers": probes()["answers"]})
     assert "—" in rendered(report)
+
+
+def test_a_metric_without_values_under_a_template_gets_no_row() -> None:
+    # Under alpaca the answers probe only measured length: no accuracy/loss rows for alpaca, a length row.
+    lengths = [
+        ItemRecord(
+            probe="answers",
+            variant=variant,
+            template="alpaca",
+            item_id=f"q{index}",
+            cluster_id=f"q{index}",
+            metrics={"length": 5},
+        )
+        for variant in ("base", "epoch-1", "epoch-2")
+        for index in range(4)
+    ]
+    mixed = build_report(run_info(), answer_records() + lengths, {"answers": probes()["answers"]}, seed=7)
+    text = rendered(mixed, width=200)
+    rows = {tuple(line.split()[:2]) for line in text.splitlines() if line.strip()}
+    assert ("length", "alpaca") in rows and ("length", "chatml") in rows
+    assert ("accuracy", "chatml") in rows and ("accuracy", "alpaca") not in rows

@@ -104,6 +104,8 @@ def _probe_table(report: Report, probe: ProbeResult) -> Table:
     base_deltas = {(c.metric, c.template, c.variant): c for c in report.comparisons_of(probe.name, "base")}
     for info in probe.metrics:
         for template in probe.templates:
+            if not any(_has_value(probe.cell(variant, template), info) for variant in variants):
+                continue  # e.g. a spread metric under a single template: nothing to show
             name = Text(info.name, style="bold" if info.headline else "")
             cells = [
                 _cell_text(
@@ -115,6 +117,11 @@ def _probe_table(report: Report, probe: ProbeResult) -> Table:
     if not probe.cells:
         table.add_row(Text("no item records", style="dim"))
     return table
+
+
+def _has_value(cell: CellResult | None, info: MetricInfo) -> bool:
+    value = None if cell is None else cell.metric(info.name)
+    return value is not None and value.value is not None
 
 
 def _cell_text(cell: CellResult | None, info: MetricInfo, comparison: ComparisonResult | None) -> Text:
