@@ -92,7 +92,7 @@ def delta_findings(report_slice: ProbeSlice) -> list[Finding]:
                 )
                 metric = f"{family}_delta_vs_train"
                 # The base was not trained with the run's template: its drop is context, not a defect.
-                severity = "info" if variant == BASE else "warning"
+                severity: Severity = "info" if variant == BASE else "warning"
                 findings.append(_finding(severity, "template_mismatch", message, variant, metric, template))
     return findings
 
