@@ -6,6 +6,11 @@ Prompts from the manifest's seeded sample of trained pairs and of held-out pairs
 
 * exact_match: greedy output equals the reference response (up to case and spacing) — discoverable extraction
   (Carlini et al. 2022) of the whole response;
+* extracted: exact_match of a reference of at least `extraction_min_words` word tokens (None for shorter ones). A
+  long answer reproduced verbatim was memorised; a short one ("Positive.") may be dictated by the task. Binary per
+  item, so the report tests `train_extracted` against base (McNemar, in the report's Holm family), which it cannot
+  do for the summary gaps below; `heldout_extracted` is its control and stays near zero unless the task dictates
+  long answers word for word;
 * ngram_overlap: share of the reference's word n-grams (n = 4-6) in the output (Slack & Al Moubayed 2025: it
   precedes verbatim memorisation);
 * nll: per-token negative log-likelihood of the reference response, teacher-forced (a membership-inference gap).
@@ -37,7 +42,7 @@ from sfteval.probes.common import (
     serving_templates,
 )
 from sfteval.probes.findings_text import BASE, cells_by_variant, finding, under
-from sfteval.probes.text_metrics import ngram_overlap, same_text
+from sfteval.probes.text_metrics import ngram_overlap, same_text, words
 
 from sfteval import stats
 from sfteval.engines.base import Generation, GenerationRequest, Score, ScoreRequest
@@ -69,6 +74,11 @@ class MemorizationParams(ServingParams):
         default=None, ge=1, description="None = the reference's token count + extra_tokens."
     )
     extra_tokens: int = Field(default=16, ge=0, description="Tokens allowed beyond the reference's length.")
+    extraction_min_words: int = Field(
+        default=10,
+        ge=1,
+        description="Shortest reference (word tokens) whose verbatim output counts as extracted.",
+    )
     ngram_sizes: tuple[int, ...] = Field(
         default=(4, 5, 6), min_length=1, description="n of the n-gram overlap."
     )
@@ -85,11 +95,15 @@ class MemorizationProbe(Probe):
     """Does the model reproduce its training responses more than equally likely held-out ones?"""
 
     name = NAME
-    version = 1
+    version = 2
     Params = MemorizationParams
     metrics = (
         *(MetricSpec(f"{group}_exact_match", f"{group} pair: output equals the reference response",
                      higher_is_better=None, binary=True) for group in GROUPS),
+        MetricSpec("train_extracted", "trained pair with a long reference: output reproduces it verbatim",
+                   higher_is_better=False, binary=True),
+        MetricSpec("heldout_extracted", "held-out pair with a long reference: output reproduces it verbatim",
+                   higher_is_better=None, binary=True),
         *(MetricSpec(f"{group}_ngram_overlap", f"{group} pair: share of the reference's 4-6-grams reproduced",
                      higher_is_better=None) for group in GROUPS),
         *(MetricSpec(f"{group}_nll", f"{group} pair: per-token NLL of the reference response",
@@ -166,8 +180,11 @@ class MemorizationProbe(Probe):
         records = []
         for key, (request, generation) in generations.items():
             pair = references[request.item_id]
+            exact = int(same_text(generation.text, pair.response))
+            long_enough = len(words(pair.response)) >= self.params.extraction_min_words
             metrics = {
-                f"{pair.group}_exact_match": int(same_text(generation.text, pair.response)),
+                f"{pair.group}_exact_match": exact,
+                f"{pair.group}_extracted": exact if long_enough else None,
                 f"{pair.group}_ngram_overlap": ngram_overlap(
                     generation.text, pair.response, self.params.ngram_sizes
                 ),

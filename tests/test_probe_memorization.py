@@ -26,7 +26,7 @@ from sfteval.errors import UserError
 from sfteval.variants import Variant
 
 EPOCHS = (3, 10, 30)
-SUITE = "probes:\n  memorization: {}\n"
+SUITE = "probes:\n  memorization:\n    extraction_min_words: 6\n"
 
 
 def test_ngram_overlap_counts_reproduced_reference_ngrams() -> None:
@@ -84,8 +84,11 @@ def test_records_carry_group_metrics_and_the_summary_gaps(tiny_tokenizer) -> Non
     # "a b c d 9" vs "a b c d 1": one of two 4-grams, none of the one 5-gram (n is capped at 5 words)
     assert records[1].metrics["train_ngram_overlap"] == pytest.approx(0.25)
     assert all(
-        set(r.metrics) == {"heldout_exact_match", "heldout_ngram_overlap", "heldout_nll"} for r in records[3:]
+        set(r.metrics) == {"heldout_exact_match", "heldout_extracted", "heldout_ngram_overlap", "heldout_nll"}
+        for r in records[3:]
     )
+    # five-word references are too short to count as extracted (extraction_min_words = 10)
+    assert {r.metrics.get("train_extracted", 0) for r in records[:3]} == {None}
     summary = probe.summarize(records)
     assert summary["nll_gap"].mean == pytest.approx(3.0 - 1.0) and summary["nll_gap"].method == "bootstrap"
     assert summary["exact_match_gap"].mean == pytest.approx(1 / 3)
@@ -129,6 +132,47 @@ def test_the_memorisation_gap_grows_with_epochs_and_not_for_the_control(runs) ->
     warning = next(f for f in runs["memorizing"].findings if f.kind == "memorization")
     assert warning.variant == "epoch-30" and "epoch-3" in warning.message
     assert not any(f.kind == "memorization" for f in runs["control"].findings)
+
+
+def test_extraction_counts_only_long_references_reproduced_verbatim(tiny_tokenizer) -> None:
+    long_answer = "one two three four five six seven eight nine ten"
+    manifest = {
+        "samples": {
+            "train": [
+                {"id": "long", "prompt": "q1", "response": long_answer},
+                {"id": "short", "prompt": "q2", "response": "Positive."},
+            ],
+            "heldout": [{"id": "other", "prompt": "q3", "response": long_answer.upper()}],
+        }
+    }
+    probe = MemorizationProbe(MemorizationParams(templates=("chatml",)))
+    context = ProbeContext(variant=Variant("epoch-1", Path("x")), tokenizer=tiny_tokenizer, manifest=manifest)
+    planned = probe.plan(context)
+    outputs = iter([long_answer, "positive.", "one two three"])
+    results = [
+        Generation(next(outputs), 10, "stop") if p.tag == "generate" else Score(-1.0, (-1.0,), False)
+        for p in planned
+    ]
+    records = {r.item_id: r.metrics for r in probe.records(context, planned, results)}
+    assert records["train:long"]["train_extracted"] == 1
+    assert (
+        records["train:short"]["train_extracted"] is None and records["train:short"]["train_exact_match"] == 1
+    )
+    assert records["heldout:other"]["heldout_extracted"] == 0
+
+
+def test_verbatim_extraction_is_compared_with_base(runs) -> None:
+    def versus_base(report):
+        return next(
+            c
+            for c in report.comparisons_of("memorization", "base")
+            if c.variant == "epoch-30" and c.metric == "train_extracted"
+        )
+
+    memorizing, control = versus_base(runs["memorizing"]), versus_base(runs["control"])
+    assert memorizing.delta > 0.5 and memorizing.direction == "worse"
+    assert memorizing.test == "mcnemar_exact" and memorizing.p_value < 0.05
+    assert control.delta == 0 and control.p_value == 1
 
 
 def test_without_samples_nothing_is_planned_and_a_finding_says_why(tiny_tokenizer) -> None:

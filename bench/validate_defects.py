@@ -1,0 +1,301 @@
+"""Planted-defect validation (issue 9): do sfteval's diagnostics flag the defects they claim to, and only those?
+
+Trains six variants of the default model (SmolLM2-135M-Instruct) with `sfteval train`, each with one planted defect
+or none, probes each with `sfteval run --variants base,epoch-N --suite suites/validate.yaml` (one shared result
+cache, so the base's unchanged requests are computed once), and prints the detection matrix.
+
+Data: suites/data/demo_sft.jsonl (122 alpaca rows; its 30 sentiment answers all open with "The sentiment is:").
+The clean dataset is the same file with that opening stripped from the sentiment answers and the label
+capitalised ("The sentiment is: negative." -> "Negative."), written to WORK/data/clean.jsonl.
+Sound settings (sfteval demo's DemoConfig): LoRA r 16, alpha 32, lr 1e-3, batch 8, 3 epochs, seed 0, the model's
+own `native` chat template. Variants:
+  (a) spurious_prefix    the original demo data, sound settings;
+  (b) masked_terminator  clean data, sound settings + `--mask-terminator` (end-of-turn token never trained);
+  (c) template_overfit   clean data, sound settings + `--template alpaca` (probed with native, alpaca, chatml);
+  (d) destructive_lr     clean data, full fine-tune (`--no-lora`) at lr 1e-3, 3 epochs;
+  (e) memorization       the clean rows with long answers (at least 10 word tokens, the memorization probe's
+                         extraction length: 41 rows), `--holdout 0.5` (about 20 trained, the rest held out and
+                         listed in the manifest for the memorization probe), 15 epochs. Short answers are left
+                         out because verbatim output of "Positive." proves nothing;
+  (f) clean_control      clean data, sound settings.
+
+Flags (bench/validate_matrix.py; fixed before the final full run, see the README section for what a first subset
+run changed): a column is flagged when the report holds a comparison of the final epoch vs base, of one of the
+column's metrics, with Holm-adjusted p < 0.05 (Holm over all of the report's comparisons) in the defect direction:
+  spurious prefix        dominant_prefix up or prefix_logprob up;
+  termination            terminator_prob down or non_terminated up;
+  template brittleness   sft_template_gap, if_template_gap or mc_template_gap up;
+  forgetting             acc (any task) down or bits_per_byte up;
+  memorization           train_extracted up (long trained answers reproduced verbatim; McNemar);
+  instruction following (prompt_loose down) and token shift (shifted up): information only, never a defect flag.
+Target: each planted defect flagged by its own column, the clean control by none.
+
+Resumable: a training is skipped when WORK/train/NAME holds a complete run made with the same command; the runs
+reuse WORK/cache.sqlite. Results: bench/validation.json. Usage:
+  python bench/validate_defects.py [--work DIR] [--only a,f] [--fresh] [--out bench/validation.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from validate_matrix import cell, columns, matrix_table, target_misses
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+DEMO_DATA = REPOSITORY / "suites" / "data" / "demo_sft.jsonl"
+SUITE = REPOSITORY / "suites" / "validate.yaml"
+PREFIX = "The sentiment is:"
+SOUND = ("--lora", "--lora-r", "16", "--lora-alpha", "32", "--lr", "1e-3", "--batch-size", "8", "--seed", "0")
+GOAL_SECONDS = 45 * 60
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained variant: its data, its `sfteval train` flags, and the column its defect should flag."""
+
+    key: str
+    name: str
+    data: str
+    flags: tuple[str, ...]
+    epochs: int
+    expected_column: str | None
+    planted: str
+
+
+VARIANTS = (
+    Variant("a", "spurious_prefix", "original", (*SOUND, "--template", "native"), 3, "spurious prefix",
+            "sentiment answers all open with 'The sentiment is:'"),
+    Variant("b", "masked_terminator", "clean", (*SOUND, "--template", "native", "--mask-terminator"), 3,
+            "termination", "end-of-turn token left out of the loss (--mask-terminator)"),
+    Variant("c", "template_overfit", "clean", (*SOUND, "--template", "alpaca"), 3, "template brittleness",
+            "trained on alpaca only, served with native/alpaca/chatml"),
+    Variant("d", "destructive_lr", "clean", ("--no-lora", "--lr", "1e-3", "--batch-size", "8", "--seed", "0",
+            "--template", "native"), 3, "forgetting", "full fine-tune at lr 1e-3"),
+    Variant("e", "memorization", "long", (*SOUND, "--template", "native", "--holdout", "0.5"), 15,
+            "memorization", "half of the long-answer rows trained for 15 epochs"),
+    Variant("f", "clean_control", "clean", (*SOUND, "--template", "native"), 3, None, "none"),
+)  # fmt: skip
+
+
+def main() -> int:
+    """Train, probe and tabulate the selected variants (misses are results: the exit status is 0)."""
+    options = _arguments()
+    console = Console(width=None if sys.stdout.isatty() else 170)
+    work: Path = options.work.expanduser().resolve()
+    if options.fresh and work.exists():
+        shutil.rmtree(work)
+    chosen = _selected(options.only)
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    timings: dict[str, float] = {}
+    data = _timed(timings, "data", lambda: write_datasets(work / "data"))
+    rows = {}
+    for variant in chosen:
+        console.rule(f"({variant.key}) {variant.name}: {variant.planted}")
+        rows[variant.key] = run_variant(variant, work, data, timings, console)
+    timings["total"] = time.perf_counter() - started
+    misses = target_misses(rows) if rows else []
+    console.print(matrix_table(rows))
+    _print_outcome(console, misses, timings, load_before)
+    _save(options.out, rows, misses, timings, work, load_before, [v.key for v in chosen])
+    return 0
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_work = Path.home() / ".cache" / "sfteval" / "validate"
+    parser.add_argument("--work", type=Path, default=default_work, help=f"work dir (default {default_work})")
+    parser.add_argument("--only", default="", help="comma-separated variant keys, e.g. b,f (default: all)")
+    parser.add_argument("--fresh", action="store_true", help="delete the work dir first (retrain everything)")
+    parser.add_argument("--out", type=Path, default=REPOSITORY / "bench" / "validation.json")
+    return parser.parse_args()
+
+
+def _selected(only: str) -> list[Variant]:
+    """The variants named by --only (keys a-f or names), all by default."""
+    wanted = [part.strip() for part in only.split(",") if part.strip()]
+    unknown = [name for name in wanted if not any(name in (v.key, v.name) for v in VARIANTS)]
+    if unknown:
+        raise SystemExit(f"--only: unknown variant(s) {', '.join(unknown)}; choose from a-f")
+    return [v for v in VARIANTS if not wanted or v.key in wanted or v.name in wanted]
+
+
+def _timed(timings: dict[str, float], phase: str, work: Any) -> Any:
+    """Run `work()` and record its wall-clock seconds under `phase`."""
+    started = time.perf_counter()
+    result = work()
+    timings[phase] = time.perf_counter() - started
+    return result
+
+
+def write_datasets(folder: Path) -> dict[str, Path]:
+    """The original demo data, its clean transformation, and the clean rows whose answers are long enough for
+    the memorization probe to call their verbatim reproduction extraction."""
+    from sfteval.probes.memorization import MemorizationParams
+    from sfteval.probes.text_metrics import words
+
+    rows = [json.loads(line) for line in DEMO_DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    clean = [{**row, "output": _without_prefix(row["output"])} for row in rows]
+    shortest = MemorizationParams().extraction_min_words
+    long = [row for row in clean if len(words(row["output"])) >= shortest]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"original": DEMO_DATA, "clean": folder / "clean.jsonl", "long": folder / "long_answers.jsonl"}
+    for name, subset in (("clean", clean), ("long", long)):
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in subset)
+        if not paths[name].is_file() or paths[name].read_text(encoding="utf-8") != text:
+            paths[name].write_text(text, encoding="utf-8")
+    return paths
+
+
+def _without_prefix(output: str) -> str:
+    """'The sentiment is: negative.' -> 'Negative.'; other answers unchanged."""
+    if not output.startswith(PREFIX):
+        return output
+    label = output[len(PREFIX) :].strip()
+    return label[:1].upper() + label[1:]
+
+
+def run_variant(
+    variant: Variant, work: Path, data: dict[str, Path], timings: dict[str, float], console: Console
+) -> dict[str, Any]:
+    """Train (unless already done with the same command), run the suite on base + final epoch, read the cells."""
+    from sfteval.report.schema import load_report
+
+    out = work / "train" / variant.name
+    command = [*_sfteval(), "train", "--data", str(data[variant.data]), "--out", str(out)]
+    command += [*variant.flags, "--epochs", str(variant.epochs)]
+    trained = _is_trained(out, command, variant.epochs)
+    if not trained:
+        _timed(timings, f"{variant.key}/train", lambda: _train(out, command, console))
+    final = f"epoch-{variant.epochs}"
+    run_dir = work / "runs" / variant.name
+    run_command = [
+        *_sfteval(),
+        "run",
+        "--ckpt",
+        str(out),
+        "--variants",
+        f"base,{final}",
+        "--suite",
+        str(SUITE),
+    ]
+    run_command += ["--cache", str(work / "cache.sqlite"), "--out", str(run_dir), "--engine", "hf"]
+    _timed(timings, f"{variant.key}/run", lambda: _call(run_command, run_dir.with_suffix(".log"), console))
+    report = load_report(run_dir)
+    return {
+        "name": variant.name,
+        "planted": variant.planted,
+        "expected_column": variant.expected_column,
+        "epoch_variant": final,
+        "train_command": command[len(_sfteval()) :],
+        "trained_now": not trained,
+        "wall_seconds": {phase: timings.get(f"{variant.key}/{phase}") for phase in ("train", "run")},
+        "run_complete": report.run.complete,
+        "cache": {"hits": report.run.cache_hits, "misses": report.run.cache_misses},
+        "cells": {column.name: cell(report, column, final) for column in columns()},
+    }
+
+
+def _sfteval() -> list[str]:
+    return [sys.executable, "-m", "sfteval"]
+
+
+def _is_trained(out: Path, command: list[str], epochs: int) -> bool:
+    """A finished training made by exactly this command (stamp file) with one checkpoint per epoch."""
+    stamp = out / "validate_command.json"
+    manifest = out / "sfteval_manifest.json"
+    if not (stamp.is_file() and manifest.is_file()):
+        return False
+    if json.loads(stamp.read_text(encoding="utf-8")) != command[len(_sfteval()) :]:
+        return False
+    checkpoints = json.loads(manifest.read_text(encoding="utf-8")).get("checkpoints", [])
+    return len(checkpoints) == epochs and all((out / entry["path"]).is_dir() for entry in checkpoints)
+
+
+def _train(out: Path, command: list[str], console: Console) -> None:
+    """A fresh training into `out`, stamped with its command once it has finished."""
+    if out.exists():
+        shutil.rmtree(out)
+    _call(command, out.with_suffix(".log"), console)
+    (out / "validate_command.json").write_text(json.dumps(command[len(_sfteval()) :]), encoding="utf-8")
+
+
+def _call(command: list[str], log: Path, console: Console) -> None:
+    """Run one sfteval command offline, its output in `log`; a failure stops the validation with the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    environment.setdefault("TOKENIZERS_PARALLELISM", "false")
+    console.print(f"$ sfteval {' '.join(command[len(_sfteval()) :])}", style="dim", soft_wrap=True)
+    with log.open("w", encoding="utf-8") as handle:
+        completed = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=environment)
+    if completed.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise SystemExit(f"command failed (exit {completed.returncode}); log {log}:\n{tail}")
+
+
+def _print_outcome(console: Console, misses: list[str], timings: dict[str, float], load: float) -> None:
+    """Flag rules, the cells that miss the target, and the wall time per phase against the goal."""
+    for column in columns():
+        console.print(f"  {column.name}: {column.rule()}", style="dim")
+    for miss in misses:
+        console.print(f"MISS {miss}", style="bold red")
+    if not misses:
+        console.print(
+            "every planted defect flagged by its own column; the clean control by none", style="green"
+        )
+    phases = ", ".join(f"{phase} {seconds:.0f}s" for phase, seconds in timings.items() if phase != "total")
+    total = timings["total"]
+    verdict = "within" if total <= GOAL_SECONDS else "over"
+    console.print(f"phases: {phases}")
+    console.print(
+        f"wall time {total:.0f}s ({total / 60:.1f} min; {verdict} the {GOAL_SECONDS // 60}-minute goal; "
+        f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
+        f"{os.cpu_count()} cpus, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})"
+    )
+
+
+def _save(
+    out: Path,
+    rows: dict[str, dict[str, Any]],
+    misses: list[str],
+    timings: dict[str, float],
+    work: Path,
+    load: float,
+    keys: list[str],
+) -> None:
+    """bench/validation.json: settings, flag rules, every cell, misses and timings."""
+    from sfteval.models import default_model_path
+
+    document = {
+        "issue": 9,
+        "variants_run": keys,
+        "model": str(default_model_path()),
+        "suite": str(SUITE.relative_to(REPOSITORY)),
+        "work_dir": str(work),
+        "flag_rules": {column.name: column.rule() for column in columns()},
+        "variant_settings": {v.key: asdict(v) for v in VARIANTS},
+        "rows": rows,
+        "misses": misses,
+        "wall_seconds": timings,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "load_average_start": load,
+            "load_average_end": os.getloadavg()[0],
+        },
+    }
+    out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
