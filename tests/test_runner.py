@@ -416,13 +416,19 @@ def if_suite(tmp_path: Path, limit: int, max_new_tokens: int) -> Path:
 def test_end_to_end_interrupted_then_resumed_on_a_tiny_model(lora_ckpt: Path, tmp_path: Path) -> None:
     """`sfteval run` on base + 2 LoRA epochs: Ctrl-C mid-way exits 130 with an incomplete report; the rerun
     computes only what the cache lacks and writes the full report and items."""
-    # 64 new tokens per request keep the run going well past the first committed rows even when a loaded machine
-    # slows the polling below (with 16 the whole run could finish between a poll and the signal).
-    suite, out = if_suite(tmp_path, limit=8, max_new_tokens=64), tmp_path / "run"
+    suite, out = if_suite(tmp_path, limit=8, max_new_tokens=16), tmp_path / "run"
     command = sfteval_command(
         "--ckpt", str(lora_ckpt), "--suite", str(suite), "--out", str(out), "--batch-size", "1"
     )
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts the test suite in the background (`make test &`) ignores SIGINT, and an ignored signal
+    # stays ignored across exec: restore the default so the child's Python turns Ctrl-C into KeyboardInterrupt.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 240
     while process.poll() is None and _rows(out) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
