@@ -21,7 +21,8 @@ own `native` chat template. Variants:
 
 Flags (bench/validate_matrix.py; fixed before the final full run, see the README section for what a first subset
 run changed): a column is flagged when the report holds a comparison of the final epoch vs base, of one of the
-column's metrics, with Holm-adjusted p < 0.05 (Holm over all of the report's comparisons) in the defect direction:
+column's metrics, with Holm-adjusted p < 0.05 (Holm per probe and reference, as the report does it) in the
+defect's direction:
   spurious prefix        dominant_prefix up or prefix_logprob up;
   termination            terminator_prob down or non_terminated up;
   template brittleness   sft_template_gap, if_template_gap or mc_template_gap up;

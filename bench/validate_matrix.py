@@ -1,8 +1,8 @@
 """The detection matrix of bench/validate_defects.py: per column, which report comparisons flag it, and the table.
 
 A column is flagged for a variant when its report holds a comparison of the final epoch against base, of one of
-the column's named metrics, with Holm-adjusted p < 0.05 (Holm over all the report's comparisons) and a delta in
-the defect's direction. These rules were fixed before the final full run.
+the column's named metrics, with Holm-adjusted p < 0.05 (Holm per probe and reference, as the report does it)
+and a delta in the defect's direction. These rules were fixed before the final full run.
 """
 
 from __future__ import annotations
