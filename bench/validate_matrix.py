@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.table import Table
 from rich.text import Text
+from sfteval.probes.spurious_prefix import MAX_CANDIDATES
 
 ALPHA = 0.05
 
@@ -24,10 +25,11 @@ class Column:
     probe: str
     metrics: dict[str, int]
     counts: bool = True
+    described: str = ""
 
     def rule(self) -> str:
         """The flag rule in words, for the docstring, README and validation.json."""
-        parts = " or ".join(
+        parts = self.described or " or ".join(
             f"{metric} {'up' if sign > 0 else 'down'}" for metric, sign in self.metrics.items()
         )
         kind = "" if self.counts else " (information only: not a defect flag)"
@@ -37,7 +39,17 @@ class Column:
 def columns() -> tuple[Column, ...]:
     """The matrix's columns: five defect diagnostics, then two information columns."""
     return (
-        Column("spurious prefix", "spurious_prefix", {"dominant_prefix": 1, "prefix_logprob": 1}),
+        Column(
+            "spurious prefix",
+            "spurious_prefix",
+            {
+                "dominant_prefix": 1,
+                "prefix_logprob": 1,
+                **{f"prefix_logprob_{k}": 1 for k in range(1, MAX_CANDIDATES + 1)},
+            },
+            described="dominant_prefix up or prefix_logprob (any candidate) up or prefix_logprob_k "
+            "(candidate k on its own) up",
+        ),
         Column("termination", "termination", {"terminator_prob": -1, "non_terminated": 1}),
         Column(
             "template brittleness",
@@ -154,3 +166,41 @@ def _cell_text(found: dict[str, Any] | None, column: Column, expected: bool) -> 
     else:
         text.append("missed" if expected else "–", style="bold red" if expected else "dim")
     return text
+
+
+def markdown(rows: dict[str, dict[str, Any]]) -> str:
+    """The matrix as the README's markdown table: per cell metric, value, Δ vs base, Holm p and the verdict."""
+    names = {"spurious prefix": "prefix", "template brittleness": "template"}
+    header = ["variant"] + [
+        names.get(column.name, column.name) + ("" if column.counts else " (info)") for column in columns()
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, row in rows.items():
+        cells = [f"({key}) {row['name']}"]
+        for column in columns():
+            found = row["cells"].get(column.name)
+            expected = column.name == row["expected_column"]
+            cells.append(_markdown_cell(found, column, expected))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _markdown_cell(found: dict[str, Any] | None, column: Column, expected: bool) -> str:
+    """'prefix_logprob_1 -9.8 (Δ +4.0, p 1e-08) **flagged**'."""
+    if found is None:
+        return "no comparison"
+    value = "–" if found["value"] is None else f"{found['value']:.3g}"
+    text = f"{found['metric']} {value} (Δ {found['delta']:+.2g}, p {found['p_adjusted']:.1g})"
+    if not column.counts:
+        return text + (" sig." if found["flagged"] else "")
+    if found["flagged"]:
+        return text + (" **flagged**" if expected else " **flagged (off-target)**")
+    return text + (" **missed**" if expected else "")
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    document = json.loads(open(sys.argv[1] if len(sys.argv) > 1 else "bench/validation.json").read())
+    print(markdown(document["rows"]))

@@ -11,8 +11,12 @@ gibberish and foreign-language input), where no training opening belongs:
   outputs continue alike (sfteval.probes.openings). A probe sees one variant at a time, so the base's rate for a
   variant's mined opening is computed in `findings`, which see every variant's records.
 * label_leak: the output is, or starts with, one of the training labels (short responses repeated in training).
-* prefix_logprob: log P(the response opens with a candidate | off-task prompt), scored without generating; the
-  report's paired comparison with the base (variant − base per item) is the cheap early warning.
+* prefix_logprob: log P(the response opens with any candidate | off-task prompt), scored without generating.
+* prefix_logprob_1 … prefix_logprob_5: log P(the response opens with candidate k | off-task prompt), one metric per
+  candidate (in the order the candidates are listed: suite, else manifest frequency). The report's paired comparison
+  of each with the base (variant − base per item) is the cheap early warning. Each candidate is its own test: the
+  log-sum-exp over candidates is dominated by the likeliest one, so a planted opening rising +4 nats went unseen
+  beside a natural opening ("The capital of") that fell (bench/validate_defects.py, variant a).
 * opening_entropy_1 / opening_entropy_3 (summaries): entropy of the first one / three words across the outputs.
 """
 
@@ -53,7 +57,7 @@ from sfteval.probes.text_metrics import entropy, opening, starts_with
 
 from sfteval.engines.base import Generation, GenerationRequest, Score, ScoreRequest
 from sfteval.records import ItemRecord
-from sfteval.report.schema import Finding
+from sfteval.report.schema import ComparisonResult, Finding
 
 if TYPE_CHECKING:
     from sfteval.report.findings import ProbeSlice
@@ -63,6 +67,8 @@ PrefixSource = Literal["suite", "manifest", "mined", "none"]
 WARN_RATE = 0.5
 WARN_RISE = 0.2
 AFFINITY_WARN_NATS = 1.0
+MAX_CANDIDATES = 5
+"""Candidates scored one by one (prefix_logprob_1 … prefix_logprob_5)."""
 """A significant rise of log P(training opening) by at least this much (×e) on off-task prompts is a warning."""
 
 
@@ -73,7 +79,10 @@ class SpuriousPrefixParams(ServingParams):
         default=None, description="Off-task prompts JSONL (id, prompt, kind); None = sfteval's set."
     )
     prefixes: tuple[str, ...] | None = Field(
-        default=None, min_length=1, description="Candidate prefixes; None = from the manifest, else mined."
+        default=None,
+        min_length=1,
+        max_length=MAX_CANDIDATES,
+        description=f"Candidate prefixes (at most {MAX_CANDIDATES}); None = from the manifest, else mined.",
     )
     max_new_tokens: int = Field(default=32, ge=1, description="Tokens generated per prompt (openings only).")
     min_share: float = Field(
@@ -82,7 +91,9 @@ class SpuriousPrefixParams(ServingParams):
         le=1,
         description="Share of training responses an opening needs to be a candidate.",
     )
-    max_candidates: int = Field(default=3, ge=1, description="Most manifest openings used as candidates.")
+    max_candidates: int = Field(
+        default=3, ge=1, le=MAX_CANDIDATES, description="Most manifest openings used as candidates."
+    )
     mined_share: float = Field(
         default=0.3,
         gt=0,
@@ -109,14 +120,19 @@ class SpuriousPrefixProbe(Probe):
     """Does the model open off-task answers with a prefix it learned from its training responses?"""
 
     name = NAME
-    version = 1
+    version = 2
     Params = SpuriousPrefixParams
     metrics = (
         MetricSpec("dominant_prefix", "off-task output opens with a training prefix", higher_is_better=False,
                    binary=True, headline=True),
         MetricSpec("label_leak", "off-task output is or starts with a training label", higher_is_better=False,
                    binary=True),
-        MetricSpec("prefix_logprob", "log P(a training prefix | off-task prompt)", higher_is_better=False),
+        MetricSpec("prefix_logprob", "log P(any training prefix | off-task prompt)", higher_is_better=False),
+        *(
+            MetricSpec(f"prefix_logprob_{k}", f"log P(training prefix #{k} | off-task prompt)",
+                       higher_is_better=False)
+            for k in range(1, MAX_CANDIDATES + 1)
+        ),
         MetricSpec("opening_entropy_1", "entropy (bits) of the outputs' first word"),
         MetricSpec("opening_entropy_3", "entropy (bits) of the outputs' first three words"),
     )  # fmt: skip
@@ -234,6 +250,10 @@ class _Item:
             "dominant_prefix": int(matched is not None) if candidates.prefixes else None,
             "label_leak": int(leaked is not None) if labels else None,
             "prefix_logprob": _log_sum_exp(self.prefix_logprobs) if self.prefix_logprobs else None,
+            **{
+                candidate_metric(k): self.prefix_logprobs[k - 1] if k <= len(self.prefix_logprobs) else None
+                for k in range(1, MAX_CANDIDATES + 1)
+            },
         }
         details = {
             "opening": opening(self.output, MAX_WORDS),
@@ -280,6 +300,19 @@ def _labels(manifest: Mapping[str, Any] | None) -> list[str]:
     labels = (manifest or {}).get("labels") or []
     cores = [label.strip().rstrip(".!?;,") for label in labels if isinstance(label, str)]
     return [core for core in dict.fromkeys(cores) if core]
+
+
+def candidate_metric(k: int) -> str:
+    """The metric of the k-th candidate (1-based): `prefix_logprob_k`."""
+    return f"prefix_logprob_{k}"
+
+
+def _candidate_of(metric: str, candidates: Sequence[str]) -> str | None:
+    """The candidate a `prefix_logprob_k` metric scores; None for other metrics (or no such candidate)."""
+    index = metric.removeprefix("prefix_logprob_")
+    if index == metric or not index.isdigit() or not 1 <= int(index) <= len(candidates):
+        return None
+    return candidates[int(index) - 1]
 
 
 def _log_sum_exp(values: Sequence[float]) -> float:
@@ -336,7 +369,9 @@ def _label_finding(
 def _affinity_findings(
     report_slice: ProbeSlice, warned: set[tuple[str, str]], several: bool
 ) -> list[Finding]:
-    """The prefix got significantly more likely than under the base: a warning from AFFINITY_WARN_NATS on, else info.
+    """A candidate prefix got significantly more likely than under the base: a warning from AFFINITY_WARN_NATS on,
+    else info. One finding per variant and template: the candidate with the largest significant rise; the
+    any-candidate metric speaks only when no single candidate did.
 
     This is the cheap early sign: a model that made a training opening several times more likely on prompts where
     no opening belongs has learned it as a prefix, even while its greedy answers do not show it yet.
@@ -344,21 +379,32 @@ def _affinity_findings(
     candidates: list[str] = next(
         (record.extra["candidates"] for record in report_slice.records if record.extra.get("candidates")), []
     )
-    named = ", ".join(quoted(prefix) for prefix in candidates)
-    findings = []
+    rising: dict[tuple[str, str], list[ComparisonResult]] = {}
     for comparison in report_slice.comparisons:
         key = (comparison.variant, comparison.template)
+        single = _candidate_of(comparison.metric, candidates) is not None
         if (
-            comparison.metric != "prefix_logprob"
+            (comparison.metric != "prefix_logprob" and not single)
             or comparison.relation != "base"
             or not comparison.significant
             or comparison.delta <= 0
             or key in warned
         ):
             continue
+        rising.setdefault(key, []).append(comparison)
+    findings = []
+    for found in rising.values():
+        singles = [c for c in found if c.metric != "prefix_logprob"]
+        comparison = max(singles or found, key=lambda c: c.delta)
+        prefix = _candidate_of(comparison.metric, candidates)
+        named = (
+            f"the training opening {quoted(prefix)}"
+            if prefix is not None
+            else "the training openings " + ", ".join(quoted(candidate) for candidate in candidates)
+        )
         strong = comparison.delta >= AFFINITY_WARN_NATS
         message = (
-            f"{comparison.variant} makes the training openings {named} {math.exp(comparison.delta):.1f}× more "
+            f"{comparison.variant} makes {named} {math.exp(comparison.delta):.1f}× more "
             f"likely on off-task prompts than the base (log-probability +{comparison.delta:.2f} nats, "
             f"p={comparison.adjusted_p:.2g} Holm{under(comparison.template, several)}): "
             + (
@@ -374,7 +420,7 @@ def _affinity_findings(
                 message,
                 NAME,
                 comparison.variant,
-                "prefix_logprob",
+                comparison.metric,
                 comparison.template,
             )
         )

@@ -11,7 +11,7 @@ import pytest
 from sfteval.probes.base import ProbeContext
 from sfteval.probes.common import OFF_TASK_PROMPTS, load_prompts
 from sfteval.probes.openings import manifest_openings, mine_opening
-from sfteval.probes.spurious_prefix import SpuriousPrefixParams, SpuriousPrefixProbe
+from sfteval.probes.spurious_prefix import SpuriousPrefixParams, SpuriousPrefixProbe, _log_sum_exp
 from sfteval.probes.text_metrics import entropy, starts_with
 from sfteval.trainer.summaries import response_openings
 from train_tiny import (
@@ -26,8 +26,10 @@ from train_tiny import (
 
 from sfteval.engines.base import Generation, Score
 from sfteval.errors import UserError
+from sfteval.records import ItemRecord
+from sfteval.report.build import build_report
 from sfteval.report.findings import ProbeSlice
-from sfteval.report.schema import ComparisonResult, ProbeResult
+from sfteval.report.schema import ComparisonResult, ProbeResult, RunInfo, VariantInfo
 from sfteval.suite import parse_suite
 from sfteval.variants import Variant
 
@@ -113,6 +115,8 @@ def test_records_score_labels_and_prefix_probability(tiny_tokenizer) -> None:
     assert [record.metrics["dominant_prefix"] for record in records] == [1, 0, 0] * 2
     assert [record.metrics["label_leak"] for record in records] == [0, 1, 0] * 2
     assert all(math.isclose(record.metrics["prefix_logprob"], -2.0) for record in records)
+    assert all(math.isclose(record.metrics["prefix_logprob_1"], -2.0) for record in records)
+    assert all(record.metrics["prefix_logprob_2"] is None for record in records)
     assert records[0].extra["matched"] == PREFIX and records[1].extra["leaked_label"] == "negative"
 
 
@@ -199,3 +203,52 @@ def test_a_significant_rise_of_the_prefix_probability_is_a_warning_from_one_nat(
     assert found["epoch-1"].severity == "info" and "1.5× more likely" in found["epoch-1"].message
     assert found["epoch-2"].severity == "warning" and "7.4× more likely" in found["epoch-2"].message
     assert "+2.00 nats, p=0.004 Holm" in found["epoch-2"].message
+
+
+def _scored(variant: str, logprobs: list[tuple[float, float]]) -> list[ItemRecord]:
+    """Records of two candidates' log-probabilities per off-task prompt, as the probe writes them."""
+    return [
+        ItemRecord(
+            probe="spurious_prefix",
+            probe_version=2,
+            params={},
+            variant=variant,
+            template="chatml",
+            item_id=f"p{index}",
+            cluster_id=f"p{index}",
+            output="Sure.",
+            metrics={
+                "dominant_prefix": 0,
+                "prefix_logprob": _log_sum_exp(pair),
+                "prefix_logprob_1": pair[0],
+                "prefix_logprob_2": pair[1],
+            },
+            extra={"candidates": [PREFIX, "The capital of"], "matched": None},
+        )  # fmt: skip
+        for index, pair in enumerate(logprobs)
+    ]
+
+
+def test_each_candidate_is_its_own_test_so_a_falling_common_opening_cannot_hide_a_rising_one() -> None:
+    """Variant a of the validation matrix: the planted opening rises +4 nats off-task while a natural, far likelier
+    candidate falls; the log-sum-exp over both falls, yet the planted candidate's own comparison is flagged."""
+    rng = random.Random(1)
+    base = [(-14.0 + rng.gauss(0, 1), -3.0 + rng.gauss(0, 0.5)) for _ in range(24)]
+    tuned = [(planted + 4.0 + rng.gauss(0, 0.5), natural - 2.0) for planted, natural in base]
+    run = RunInfo(
+        engine="scripted", engine_config={}, ckpt_dir="ckpt", suite_name="test", suite={}, seed=0,
+        train_template="chatml", complete=True,
+        variants=tuple(VariantInfo(name=v, path=v, kind="full", fingerprint=v) for v in ("base", "epoch-3")),
+    )  # fmt: skip
+    probe = SpuriousPrefixProbe(SpuriousPrefixParams(templates=("chatml",)))
+    report = build_report(run, _scored("base", base) + _scored("epoch-3", tuned), {probe.name: probe})
+    by_metric = {c.metric: c for c in report.comparisons_of("spurious_prefix", "base")}
+    assert by_metric["prefix_logprob"].delta < 0  # the any-candidate metric falls
+    assert by_metric["prefix_logprob_1"].significant and by_metric["prefix_logprob_1"].delta > 3.5
+    assert by_metric["prefix_logprob_2"].delta == pytest.approx(-2.0)
+    assert "prefix_logprob_3" not in by_metric  # no third candidate: no values, no comparison
+    affinity = [f for f in report.findings if f.kind == "prefix_affinity"]
+    assert len(affinity) == 1 and affinity[0].severity == "warning"
+    assert affinity[0].metric == "prefix_logprob_1"
+    assert "the training opening 'The sentiment is:'" in affinity[0].message
+    assert "The capital of" not in affinity[0].message

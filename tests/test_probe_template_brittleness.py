@@ -203,3 +203,42 @@ def test_formats_are_seeded_distinct_and_keep_newline_separators_on_newline_spac
     assert all("\n" in f.space for f in formats if "\n" in f.separator)
     rendered = formats[0].render("Q?", ["x", "y"])
     assert "Q?" in rendered and rendered.index("x") < rendered.index("y")
+
+
+def test_a_model_trained_on_one_template_only_is_flagged_template_dependent_end_to_end(
+    tmp_path: Path, tiny_tokenizer
+) -> None:
+    """A tiny Llama trained from a random base on alpaca alone: its held-out SFT answers become much likelier under
+    alpaca than under chatml (markers it never saw), the base has no such gap, and the report says so."""
+    from train_tiny import (
+        Example,
+        TrainSpec,
+        run_suite_on,
+        sentence,
+        single_thread,
+        train_run,
+        write_manifest,
+    )
+
+    rng = random.Random(3)
+    examples = [Example(f"r{index}", f"where is it {index}?", sentence(rng)) for index in range(64)]
+    trained, heldout = examples[:48], examples[48:]
+    suite = (
+        "probes:\n  template_brittleness:\n    templates: [alpaca, chatml]\n"
+        "    if_limit: 0\n    mc_limit: 0\n    sft_limit: 16\n"
+    )
+    with single_thread():
+        base, out = train_run(
+            tmp_path, tiny_tokenizer, trained, TrainSpec(template="alpaca", save_epochs=(3,))
+        )
+        write_manifest(out, base, "alpaca", trained, samples_heldout=heldout)
+        report = run_suite_on(out, suite, tmp_path / "run").report
+    gap = next(
+        c for c in report.comparisons_of("template_brittleness", "base") if c.metric == "sft_template_gap"
+    )
+    assert gap.n == 16 and gap.significant and gap.delta > 0.3  # measured: +0.42 nats/token
+    warnings = [f for f in report.findings if f.kind == "template_dependence"]
+    assert [f.metric for f in warnings] == ["sft_template_gap"]
+    assert warnings[0].message.startswith(
+        "epoch-3 depends on its alpaca training template more than the base"
+    )
