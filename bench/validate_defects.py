@@ -23,7 +23,8 @@ Flags (bench/validate_matrix.py; fixed before the final full run, see the README
 run changed): a column is flagged when the report holds a comparison of the final epoch vs base, of one of the
 column's metrics, with Holm-adjusted p < 0.05 (Holm per probe and reference, as the report does it) in the
 defect's direction:
-  spurious prefix        dominant_prefix up or prefix_logprob up;
+  spurious prefix        dominant_prefix up, or prefix_logprob (any candidate opening) up, or prefix_logprob_k
+                         (candidate k on its own; added to the probe after the first full run missed (a)) up;
   termination            terminator_prob down or non_terminated up;
   template brittleness   sft_template_gap, if_template_gap or mc_template_gap up;
   forgetting             acc (any task) down or bits_per_byte up;
