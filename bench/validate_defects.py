@@ -305,7 +305,19 @@ def _save(
             "load_average_end": os.getloadavg()[0],
         },
     }
-    out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(portable(document), indent=2) + "\n", encoding="utf-8")
+
+
+def portable(value: Any) -> Any:
+    """`value` with the home directory written as `~` in every string, so the saved file names no user's paths."""
+    home = str(Path.home())
+    if isinstance(value, str):
+        return "~" + value[len(home) :] if value == home or value.startswith(home + os.sep) else value
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(item) for item in value]
+    return value
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from probe_fixtures import base_scored_probe
 from rich.console import Console
 from sfteval.probes.base import MetricSpec, PlannedRequest, Probe, ProbeContext, ProbeParams, register_probe
 from typer.testing import CliRunner
@@ -135,40 +136,7 @@ class EchoProbe(Probe):
         ]
 
 
-@register_probe
-class BaseScoredProbe(Probe):
-    """Scores each variant's answers under the base model (like token shift)."""
-
-    name = "test_base_scored"
-    needs_base_scoring = True
-    metrics = (MetricSpec("base_logprob", "log-probability of the answer under base"),)
-
-    def plan(self, context: ProbeContext) -> list[PlannedRequest]:
-        return [
-            PlannedRequest(f"q{index}", f"q{index}", "-", GenerationRequest(f"question {index}", 8))
-            for index in range(3)
-        ]
-
-    def records(self, context, planned, results) -> list[ItemRecord]:
-        return [
-            self.record(
-                context, request, {"base_logprob": None}, prompt=request.request.prompt, output=result.text
-            )
-            for request, result in zip(planned, results, strict=True)
-        ]
-
-    def base_requests(self, context, records) -> list[PlannedRequest]:
-        return [
-            PlannedRequest(record.item_id, record.cluster_id, "-", ScoreRequest(record.prompt, record.output))
-            for record in records
-        ]
-
-    def finish(self, context, records, planned, results) -> list[ItemRecord]:
-        return [
-            record.model_copy(update={"metrics": {"base_logprob": score.logprob}})
-            for record, score in zip(records, results, strict=True)
-        ]
-
+BaseScoredProbe = base_scored_probe("test_base_scored", "question", items=3, max_new_tokens=8)
 
 SUITE_TEXT = """
 seed: 3

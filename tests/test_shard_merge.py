@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from probe_fixtures import base_scored_probe
 from rich.console import Console
 from sfteval.probes.base import MetricSpec, PlannedRequest, Probe, ProbeContext, register_probe
 
@@ -107,40 +108,7 @@ class AnswerProbe(Probe):
         ]
 
 
-@register_probe
-class BaseScoredAnswerProbe(Probe):
-    """Scores each variant's answers under the base model."""
-
-    name = "test_shard_base_scored"
-    needs_base_scoring = True
-    metrics = (MetricSpec("base_logprob", "log-probability of the answer under base"),)
-
-    def plan(self, context: ProbeContext) -> list[PlannedRequest]:
-        return [
-            PlannedRequest(f"p{index}", f"p{index}", "-", GenerationRequest(f"prompt {index}", 4))
-            for index in range(6)
-        ]
-
-    def records(self, context, planned, results) -> list[ItemRecord]:
-        return [
-            self.record(
-                context, request, {"base_logprob": None}, prompt=request.request.prompt, output=result.text
-            )
-            for request, result in zip(planned, results, strict=True)
-        ]
-
-    def base_requests(self, context, records) -> list[PlannedRequest]:
-        return [
-            PlannedRequest(record.item_id, record.cluster_id, "-", ScoreRequest(record.prompt, record.output))
-            for record in records
-        ]
-
-    def finish(self, context, records, planned, results) -> list[ItemRecord]:
-        return [
-            record.model_copy(update={"metrics": {"base_logprob": score.logprob}})
-            for record, score in zip(records, results, strict=True)
-        ]
-
+BaseScoredAnswerProbe = base_scored_probe("test_shard_base_scored", "prompt", items=6, max_new_tokens=4)
 
 SUITE_TEXT = """
 seed: 5
