@@ -152,7 +152,7 @@ class TemplateBrittlenessProbe(Probe):
                 planned += _option_requests(
                     item, template.render_prompt([Message("user", item.question)]), name
                 )
-            if name != "raw":  # raw has no turn structure: an answer glued to its prompt measures nothing
+            if template.has_turns:  # e.g. raw: an answer glued to its prompt unmarked measures nothing
                 planned += sft_requests(pairs, name, template)
         for prompt_format in sample_formats(self.params.formats, context.seed):
             for item in items:

@@ -57,6 +57,11 @@ class Template(ABC):
     stop_strings: tuple[str, ...]
     markers: tuple[str, ...]
 
+    @property
+    def has_turns(self) -> bool:
+        """Whether the template marks its turns (role headers, turn tokens); `raw` glues text together unmarked."""
+        return bool(self.markers)
+
     def render_training(self, messages: Sequence[Message], train_on: TrainOn = "all") -> list[Segment]:
         """Training segments: assistant responses and their terminators trainable, everything else not."""
         _check_conversation(self.name, messages, last_role="assistant")

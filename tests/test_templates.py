@@ -123,6 +123,11 @@ def test_every_required_template_is_registered():
     assert set(template_names()) == required
 
 
+def test_only_raw_leaves_its_turns_unmarked(tiny_tokenizer):
+    turns = {name: get_template(name, tiny_tokenizer).has_turns for name in template_names()}
+    assert [name for name, marked in turns.items() if not marked] == ["raw"]
+
+
 @pytest.mark.parametrize("name", sorted(GOLDEN_SEGMENTS))
 def test_golden_training_segments(name, tiny_tokenizer):
     template = get_template(name, tiny_tokenizer)
