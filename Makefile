@@ -42,7 +42,7 @@ test: install lint typecheck browser
 demo: install
 	$(BIN)/sfteval demo
 
-# The planted-defect validation matrix (issue 9; ~45 min on 2 CPU cores): prints it, writes bench/validation.json.
+# The planted-defect validation matrix (issue 9; ~35 min on 2 idle CPU cores): prints it, writes bench/validation.json.
 validate: install
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python bench/validate_defects.py
 

@@ -32,9 +32,11 @@ defect's direction:
   instruction following (prompt_loose down) and token shift (shifted up): information only, never a defect flag.
 Target: each planted defect flagged by its own column, the clean control by none.
 
-Resumable: a training is skipped when WORK/train/NAME holds a complete run made with the same command; the runs
+Two cores: the trainings run one after another beside the suite runs (the next variant trains while the previous
+one is probed; each command is one single-threaded process under `make validate`); `--serial` does one thing at a
+time. Resumable: a training is skipped when WORK/train/NAME holds a complete run made with the same command; the runs
 reuse WORK/cache.sqlite. Results: bench/validation.json. Usage:
-  python bench/validate_defects.py [--work DIR] [--only a,f] [--fresh] [--out bench/validation.json]
+  python bench/validate_defects.py [--work DIR] [--only a,f] [--fresh] [--serial] [--out bench/validation.json]
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -103,9 +106,21 @@ def main() -> int:
     timings: dict[str, float] = {}
     data = _timed(timings, "data", lambda: write_datasets(work / "data"))
     rows = {}
-    for variant in chosen:
-        console.rule(f"({variant.key}) {variant.name}: {variant.planted}")
-        rows[variant.key] = run_variant(variant, work, data, timings, console)
+    # Trainings run one after another in a worker thread while the main thread probes the variants already
+    # trained: two single-threaded processes on two cores (each sfteval command is its own process).
+    overlap = not options.serial and (os.cpu_count() or 1) >= 2
+    trainer = ThreadPoolExecutor(max_workers=1)
+    try:
+        if overlap:
+            trainings = [trainer.submit(train_variant, v, work, data, timings, console) for v in chosen]
+        for index, variant in enumerate(chosen):
+            trained = (
+                trainings[index].result() if overlap else train_variant(variant, work, data, timings, console)
+            )
+            console.rule(f"({variant.key}) {variant.name}: {variant.planted}")
+            rows[variant.key] = run_variant(variant, work, trained, timings, console)
+    finally:
+        trainer.shutdown(wait=True, cancel_futures=True)
     timings["total"] = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     timings["cpu_children"] = usage.ru_utime + usage.ru_stime
@@ -122,6 +137,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=default_work, help=f"work dir (default {default_work})")
     parser.add_argument("--only", default="", help="comma-separated variant keys, e.g. b,f (default: all)")
     parser.add_argument("--fresh", action="store_true", help="delete the work dir first (retrain everything)")
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="train and probe one variant at a time (default: the next training runs beside the current probe run)",
+    )
     parser.add_argument("--out", type=Path, default=REPOSITORY / "bench" / "validation.json")
     return parser.parse_args()
 
@@ -170,18 +190,35 @@ def _without_prefix(output: str) -> str:
     return label[:1].upper() + label[1:]
 
 
-def run_variant(
-    variant: Variant, work: Path, data: dict[str, Path], timings: dict[str, float], console: Console
-) -> dict[str, Any]:
-    """Train (unless already done with the same command), run the suite on base + final epoch, read the cells."""
-    from sfteval.report.schema import load_report
+@dataclass(frozen=True)
+class Trained:
+    """A variant's training: the `sfteval train` command, where it wrote, and whether this call ran it."""
 
+    command: list[str]
+    out: Path
+    now: bool
+
+
+def train_variant(
+    variant: Variant, work: Path, data: dict[str, Path], timings: dict[str, float], console: Console
+) -> Trained:
+    """Train the variant unless WORK/train/NAME already holds a finished training made by the same command."""
     out = work / "train" / variant.name
     command = [*_sfteval(), "train", "--data", str(data[variant.data]), "--out", str(out)]
     command += [*variant.flags, "--epochs", str(variant.epochs)]
-    trained = _is_trained(out, command, variant.epochs)
-    if not trained:
+    done = _is_trained(out, command, variant.epochs)
+    if not done:
         _timed(timings, f"{variant.key}/train", lambda: _train(out, command, console))
+    return Trained(command, out, not done)
+
+
+def run_variant(
+    variant: Variant, work: Path, trained: Trained, timings: dict[str, float], console: Console
+) -> dict[str, Any]:
+    """Run the suite on base + the final epoch of a trained variant and read the matrix's cells."""
+    from sfteval.report.schema import load_report
+
+    out, command = trained.out, trained.command
     final = f"epoch-{variant.epochs}"
     run_dir = work / "runs" / variant.name
     run_command = [
@@ -203,7 +240,7 @@ def run_variant(
         "expected_column": variant.expected_column,
         "epoch_variant": final,
         "train_command": command[len(_sfteval()) :],
-        "trained_now": not trained,
+        "trained_now": trained.now,
         "wall_seconds": {phase: timings.get(f"{variant.key}/{phase}") for phase in ("train", "run")},
         "run_complete": report.run.complete,
         "cache": {"hits": report.run.cache_hits, "misses": report.run.cache_misses},
