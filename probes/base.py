@@ -35,6 +35,9 @@ class MetricSpec:
     higher_is_better: bool | None = True
     binary: bool = False
     headline: bool = False
+    # A change smaller than this (in the metric's units) is practically negligible: a significant one is told as
+    # info, not as a warning (e.g. bits per byte +0.004 after one more epoch).
+    negligible: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -311,3 +311,25 @@ def test_comparison_results_reject_non_finite_numbers():
     )
     with pytest.raises(ValueError):
         ComparisonResult(**{**fields.model_dump(), "low": -math.inf})
+
+
+def test_a_significant_but_negligible_worsening_is_info_not_a_warning():
+    from sfteval.report.findings import comparison_findings
+    from sfteval.report.schema import MetricInfo, ProbeResult
+
+    info = MetricInfo(name="bits_per_byte", higher_is_better=False, headline=True, negligible=0.01)
+    result = ProbeResult(name="forgetting", version=1, metrics=(info,), templates=("heldout_text",), cells=())
+
+    def rise(variant: str, delta: float) -> ComparisonResult:
+        return ComparisonResult(
+            probe="forgetting", metric="bits_per_byte", template="heldout_text", variant=variant,
+            reference="base", relation="base", delta=delta, low=delta / 2, high=delta * 2, p_value=0.01,
+            adjusted_p=0.04, significant=True, test="paired_t", n=40, n_clusters=40, direction="worse",
+            headline=True,
+        )  # fmt: skip
+
+    found = comparison_findings([rise("epoch-1", 0.004), rise("epoch-2", 0.05)], [result])
+    severity = {finding.variant: finding.severity for finding in found}
+    assert severity == {"epoch-1": "info", "epoch-2": "warning"}
+    assert found[0].message.endswith("The change is under 0.01, too small to matter in practice.")
+    assert "too small" not in found[1].message

@@ -174,6 +174,7 @@ def _metric_info(spec: MetricSpec, per_item: bool) -> MetricInfo:
         binary=spec.binary,
         headline=spec.headline,
         per_item=per_item,
+        negligible=spec.negligible,
     )
 
 

@@ -1,7 +1,7 @@
 """Findings: plain sentences about what changed, from significant headline comparisons and from probes themselves.
 
-Generic findings come from every Holm-significant comparison of a headline metric (warning when it got worse,
-info otherwise). A probe adds its own by defining a `findings(report_slice)` method (the `FindingSource`
+Generic findings come from every Holm-significant comparison of a headline metric (warning when it got worse by at
+least the metric's `negligible` amount, info otherwise). A probe adds its own by defining a `findings(report_slice)` method (the `FindingSource`
 protocol, checked with isinstance, no registration needed): it receives a `ProbeSlice` with its results,
 comparisons and item records, and returns `Finding`s (import it from `sfteval.report.schema`).
 """
@@ -89,9 +89,13 @@ def _comparison_finding(comparison: ComparisonResult, result: ProbeResult) -> Fi
         f"{format_magnitude(comparison.delta, binary)} vs {comparison.reference}{under} "
         f"({values}{format_p(comparison.adjusted_p)}, Holm-adjusted)."
     )
+    threshold = info.negligible if info is not None else 0.0
+    negligible = abs(comparison.delta) < threshold
+    if negligible:
+        message += f" The change is under {threshold:g}, too small to matter in practice."
     change = _CHANGE_WORDS[comparison.direction]
     return Finding(
-        severity="warning" if comparison.direction == "worse" else "info",
+        severity="warning" if comparison.direction == "worse" and not negligible else "info",
         kind=f"headline_{change}_vs_{comparison.relation}",
         message=message,
         probe=comparison.probe,

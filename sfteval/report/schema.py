@@ -130,6 +130,11 @@ class MetricInfo(_Strict):
         default=False, description="One of the probe's main metrics (findings, recommendation)."
     )
     per_item: bool = Field(default=True, description="True: mean of item values; False: probe-level summary.")
+    negligible: float = Field(
+        default=0.0,
+        ge=0,
+        description="A change smaller than this (metric units) is practically negligible: told as info, not a warning.",
+    )
 
 
 class MetricValue(_Strict):
