@@ -111,12 +111,13 @@ def main() -> int:
     overlap = not options.serial and (os.cpu_count() or 1) >= 2
     trainer = ThreadPoolExecutor(max_workers=1)
     try:
-        if overlap:
-            trainings = [trainer.submit(train_variant, v, work, data, timings, console) for v in chosen]
+        ahead = (
+            [trainer.submit(train_variant, v, work, data, timings, console) for v in chosen]
+            if overlap
+            else []
+        )
         for index, variant in enumerate(chosen):
-            trained = (
-                trainings[index].result() if overlap else train_variant(variant, work, data, timings, console)
-            )
+            trained = ahead[index].result() if ahead else train_variant(variant, work, data, timings, console)
             console.rule(f"({variant.key}) {variant.name}: {variant.planted}")
             rows[variant.key] = run_variant(variant, work, trained, timings, console)
     finally:
@@ -308,7 +309,7 @@ def _print_outcome(console: Console, misses: list[str], timings: dict[str, float
         f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
         f"{os.cpu_count()} cpus, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})"
     )
-    # Other processes inflate the wall time; the commands' CPU time bounds what an idle machine needs.
+    # The commands' CPU time is the cost of the work whatever the load and the overlap of trainings and runs.
     console.print(f"CPU time of the sfteval commands: {timings['cpu_children']:.0f}s")
 
 

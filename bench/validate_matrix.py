@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from sfteval.probes.spurious_prefix import MAX_CANDIDATES
+from sfteval.probes.spurious_prefix import MAX_CANDIDATES, candidate_metric
 
 ALPHA = 0.05
 
@@ -45,7 +45,7 @@ def columns() -> tuple[Column, ...]:
             {
                 "dominant_prefix": 1,
                 "prefix_logprob": 1,
-                **{f"prefix_logprob_{k}": 1 for k in range(1, MAX_CANDIDATES + 1)},
+                **{candidate_metric(k): 1 for k in range(1, MAX_CANDIDATES + 1)},
             },
             described="dominant_prefix up or prefix_logprob (any candidate) up or prefix_logprob_k "
             "(candidate k on its own) up",
@@ -150,6 +150,31 @@ def matrix_table(rows: dict[str, dict[str, Any]]) -> Table:
     return table
 
 
+def verdict(found: dict[str, Any], column: Column, expected: bool) -> str:
+    """A cell's outcome: flagged, off-target (flagged, not planted here), missed, sig. (information column) or ''."""
+    if not column.counts:
+        return "sig." if found["flagged"] else ""
+    if found["flagged"]:
+        return "flagged" if expected else "off-target"
+    return "missed" if expected else ""
+
+
+_TERMINAL = {
+    "flagged": ("FLAG", "bold green"),
+    "off-target": ("FLAG", "bold red"),
+    "missed": ("missed", "bold red"),
+    "sig.": ("flag", "cyan"),
+    "": ("–", "dim"),
+}
+_MARKDOWN = {
+    "flagged": " **flagged**",
+    "off-target": " **flagged (off-target)**",
+    "missed": " **missed**",
+    "sig.": " sig.",
+    "": "",
+}
+
+
 def _cell_text(found: dict[str, Any] | None, column: Column, expected: bool) -> Text:
     """'prefix_logprob -4.1 (Δ +6.2) p 0.001 FLAG', coloured by whether it meets the target."""
     if found is None:
@@ -159,12 +184,7 @@ def _cell_text(found: dict[str, Any] | None, column: Column, expected: bool) -> 
     if found["template"] not in ("-", ""):
         text.append(f" [{found['template']}]", style="dim")
     text.append(f"\n{value} (Δ {found['delta']:+.3g})\np {found['p_adjusted']:.2g} ")
-    if not column.counts:
-        text.append("flag" if found["flagged"] else "–", style="cyan" if found["flagged"] else "dim")
-    elif found["flagged"]:
-        text.append("FLAG", style="bold green" if expected else "bold red")
-    else:
-        text.append("missed" if expected else "–", style="bold red" if expected else "dim")
+    text.append(*_TERMINAL[verdict(found, column, expected)])
     return text
 
 
@@ -191,16 +211,13 @@ def _markdown_cell(found: dict[str, Any] | None, column: Column, expected: bool)
         return "no comparison"
     value = "–" if found["value"] is None else f"{found['value']:.3g}"
     text = f"{found['metric']} {value} (Δ {found['delta']:+.2g}, p {found['p_adjusted']:.1g})"
-    if not column.counts:
-        return text + (" sig." if found["flagged"] else "")
-    if found["flagged"]:
-        return text + (" **flagged**" if expected else " **flagged (off-target)**")
-    return text + (" **missed**" if expected else "")
+    return text + _MARKDOWN[verdict(found, column, expected)]
 
 
 if __name__ == "__main__":
     import json
     import sys
+    from pathlib import Path
 
-    document = json.loads(open(sys.argv[1] if len(sys.argv) > 1 else "bench/validation.json").read())
+    document = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "bench/validation.json").read_text())
     print(markdown(document["rows"]))

@@ -67,9 +67,14 @@ PrefixSource = Literal["suite", "manifest", "mined", "none"]
 WARN_RATE = 0.5
 WARN_RISE = 0.2
 AFFINITY_WARN_NATS = 1.0
+"""A significant rise of log P(training opening) by at least this much (×e) on off-task prompts is a warning."""
 MAX_CANDIDATES = 5
 """Candidates scored one by one (prefix_logprob_1 … prefix_logprob_5)."""
-"""A significant rise of log P(training opening) by at least this much (×e) on off-task prompts is a warning."""
+
+
+def candidate_metric(k: int) -> str:
+    """The metric of the k-th candidate (1-based): `prefix_logprob_k`."""
+    return f"prefix_logprob_{k}"
 
 
 class SpuriousPrefixParams(ServingParams):
@@ -129,7 +134,7 @@ class SpuriousPrefixProbe(Probe):
                    binary=True),
         MetricSpec("prefix_logprob", "log P(any training prefix | off-task prompt)", higher_is_better=False),
         *(
-            MetricSpec(f"prefix_logprob_{k}", f"log P(training prefix #{k} | off-task prompt)",
+            MetricSpec(candidate_metric(k), f"log P(training prefix #{k} | off-task prompt)",
                        higher_is_better=False)
             for k in range(1, MAX_CANDIDATES + 1)
         ),
@@ -302,19 +307,6 @@ def _labels(manifest: Mapping[str, Any] | None) -> list[str]:
     return [core for core in dict.fromkeys(cores) if core]
 
 
-def candidate_metric(k: int) -> str:
-    """The metric of the k-th candidate (1-based): `prefix_logprob_k`."""
-    return f"prefix_logprob_{k}"
-
-
-def _candidate_of(metric: str, candidates: Sequence[str]) -> str | None:
-    """The candidate a `prefix_logprob_k` metric scores; None for other metrics (or no such candidate)."""
-    index = metric.removeprefix("prefix_logprob_")
-    if index == metric or not index.isdigit() or not 1 <= int(index) <= len(candidates):
-        return None
-    return candidates[int(index) - 1]
-
-
 def _log_sum_exp(values: Sequence[float]) -> float:
     """log Σ exp(v): the log-probability of opening with any of several mutually exclusive prefixes."""
     top = max(values)
@@ -379,12 +371,12 @@ def _affinity_findings(
     candidates: list[str] = next(
         (record.extra["candidates"] for record in report_slice.records if record.extra.get("candidates")), []
     )
+    scored = {candidate_metric(k): prefix for k, prefix in enumerate(candidates, start=1)}
     rising: dict[tuple[str, str], list[ComparisonResult]] = {}
     for comparison in report_slice.comparisons:
         key = (comparison.variant, comparison.template)
-        single = _candidate_of(comparison.metric, candidates) is not None
         if (
-            (comparison.metric != "prefix_logprob" and not single)
+            (comparison.metric != "prefix_logprob" and comparison.metric not in scored)
             or comparison.relation != "base"
             or not comparison.significant
             or comparison.delta <= 0
@@ -396,7 +388,7 @@ def _affinity_findings(
     for found in rising.values():
         singles = [c for c in found if c.metric != "prefix_logprob"]
         comparison = max(singles or found, key=lambda c: c.delta)
-        prefix = _candidate_of(comparison.metric, candidates)
+        prefix = scored.get(comparison.metric)
         named = (
             f"the training opening {quoted(prefix)}"
             if prefix is not None

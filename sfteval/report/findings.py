@@ -1,9 +1,9 @@
 """Findings: plain sentences about what changed, from significant headline comparisons and from probes themselves.
 
 Generic findings come from every Holm-significant comparison of a headline metric (warning when it got worse by at
-least the metric's `negligible` amount, info otherwise). A probe adds its own by defining a `findings(report_slice)` method (the `FindingSource`
-protocol, checked with isinstance, no registration needed): it receives a `ProbeSlice` with its results,
-comparisons and item records, and returns `Finding`s (import it from `sfteval.report.schema`).
+least the metric's `negligible` amount, info otherwise). A probe adds its own by defining a `findings(report_slice)`
+method (the `FindingSource` protocol, checked with isinstance, no registration needed): it receives a `ProbeSlice`
+with its results, comparisons and item records, and returns `Finding`s (import it from `sfteval.report.schema`).
 """
 
 from __future__ import annotations
