@@ -141,11 +141,11 @@ def generation(sizes: Sizes, threads: int) -> dict[str, Any]:
     import torch
 
     from sfteval.cache import CachedEngine
-    from sfteval.engines.base import GenerationRequest
+    from sfteval.core.requests import GenerationRequest
+    from sfteval.core.variants import Variant
     from sfteval.engines.config import EngineConfig
-    from sfteval.engines.hf import HFEngineFactory
+    from sfteval.engines.hf.engine import HFEngineFactory
     from sfteval.models import default_model_path
-    from sfteval.variants import Variant
 
     torch.set_num_threads(threads)
     factory = HFEngineFactory(EngineConfig(device="cpu", dtype="float32", batch_size=sizes.generation_batch))

@@ -38,6 +38,7 @@ def tiny_suite(sizes: Sizes) -> str:
 def train(sizes: Sizes, work: Path) -> tuple[Path, float]:
     """LoRA SFT of the default model for 3 epochs on the first rows of the demo data: (output dir, seconds)."""
     from rich.console import Console
+
     from sfteval.trainer.config import TrainConfig
     from sfteval.trainer.train import run_training
 

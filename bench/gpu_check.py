@@ -103,7 +103,7 @@ def build_model(preset: Preset, directory: Path, device: str) -> int:
 
 def measure_generation(engine: Any, preset: Preset, batch: int) -> Measurement:
     """Greedy decoding of `new_tokens` per request; batch 1 runs the requests one by one."""
-    from sfteval.engines.base import GenerationRequest
+    from sfteval.core.requests import GenerationRequest
 
     rng = random.Random(batch)
     count = preset.batch1_requests if batch == 1 else preset.batch64_requests
@@ -123,7 +123,7 @@ def measure_generation(engine: Any, preset: Preset, batch: int) -> Measurement:
 
 def measure_scoring(engine: Any, tokenizer: Any, preset: Preset) -> Measurement:
     """Log-probs of a continuation after a context: tokens/s counts every context and continuation token."""
-    from sfteval.engines.base import ScoreRequest
+    from sfteval.core.requests import ScoreRequest
     from sfteval.tokenization import encode_text
 
     rng = random.Random(7)
@@ -142,6 +142,7 @@ def measure_scoring(engine: Any, tokenizer: Any, preset: Preset) -> Measurement:
 def measure_training(model_dir: Path, work: Path, preset: Preset, parameters: int, peak: float | None):
     """One epoch of full fine-tuning with sfteval's trainer on synthetic prompt/completion rows."""
     from rich.console import Console
+
     from sfteval.trainer.config import TrainConfig
     from sfteval.trainer.train import run_training
 
@@ -184,9 +185,9 @@ def run(preset: Preset, device: str, override_tflops: float | None) -> tuple[lis
     """Build the model, then measure the engine and the trainer on it."""
     from transformers import AutoTokenizer
 
+    from sfteval.core.variants import Variant
     from sfteval.engines.config import EngineConfig
-    from sfteval.engines.hf import HFEngineFactory
-    from sfteval.variants import Variant
+    from sfteval.engines.hf.engine import HFEngineFactory
 
     with tempfile.TemporaryDirectory(prefix="sfteval-gpu-check-") as name:
         work = Path(name)

@@ -29,7 +29,7 @@ def evaluate(
     """(wall, CPU) seconds spent in lm-eval's evaluator, and the task's logged samples."""
     from lm_eval.evaluator import evaluate as lm_eval_evaluate
 
-    from sfteval.engines.lmeval import load_tasks
+    from sfteval.lmeval_tasks import load_tasks
 
     task_dict = {
         "tasks": load_tasks([task], [ROOT / "suites" / "tasks"], num_fewshot=num_fewshot),
@@ -85,10 +85,10 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
 
     from sfteval.cache import CachedEngine
+    from sfteval.core.variants import Variant
     from sfteval.engines.config import EngineConfig
-    from sfteval.engines.hf import HFEngineFactory
+    from sfteval.engines.hf.engine import HFEngineFactory
     from sfteval.engines.lmeval import EngineLM
-    from sfteval.variants import Variant
 
     reference_model = HFLM(
         pretrained=str(arguments.model), device=arguments.device, batch_size=arguments.batch_size

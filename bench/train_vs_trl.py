@@ -170,6 +170,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import torch
+
     from sfteval.trainer.resources import resolve_model_path
 
     if args.threads:

@@ -167,8 +167,8 @@ def _timed(timings: dict[str, float], phase: str, work: Any) -> Any:
 def write_datasets(folder: Path) -> dict[str, Path]:
     """The original demo data, its clean transformation, and the clean rows whose answers are long enough for
     the memorization probe to call their verbatim reproduction extraction."""
-    from sfteval.probes.memorization import MemorizationParams
-    from sfteval.probes.text_metrics import words
+    from sfteval.probes.memorization.probe import MemorizationParams
+    from sfteval.probes.shared.text_metrics import words
 
     rows = [json.loads(line) for line in DEMO_DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     clean = [{**row, "output": _without_prefix(row["output"])} for row in rows]
@@ -217,7 +217,7 @@ def run_variant(
     variant: Variant, work: Path, trained: Trained, timings: dict[str, float], console: Console
 ) -> dict[str, Any]:
     """Run the suite on base + the final epoch of a trained variant and read the matrix's cells."""
-    from sfteval.report.schema import load_report
+    from sfteval.core.report import load_report
 
     out, command = trained.out, trained.command
     final = f"epoch-{variant.epochs}"

@@ -12,7 +12,8 @@ from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from sfteval.probes.spurious_prefix import MAX_CANDIDATES, candidate_metric
+
+from sfteval.probes.spurious_prefix.probe import MAX_CANDIDATES, candidate_metric
 
 ALPHA = 0.05
 

@@ -1,20 +1,16 @@
-"""sfteval's probes: each registers itself in PROBES by name, so that suites can name it.
+"""sfteval's probes: one folder each, found by scanning this package, so that suites can name them.
 
-Importing this package registers every built-in probe; none of them imports torch (they never load models).
+Every subpackage is imported once, and a probe registers itself in PROBES with `@register_probe` in its own module
+(see docs/adding-a-probe.md): adding a probe edits nothing outside its folder. No probe imports torch (they never
+load models).
 """
 
-from sfteval.probes import (
-    forgetting,
-    instruction_following,
-    memorization,
-    spurious_prefix,
-    template_brittleness,
-    termination,
-    token_shift,
-)
+import importlib
+import pkgutil
+
 from sfteval.probes.base import (
     PROBES,
-    MetricSpec,
+    GenerationParams,
     PlannedRequest,
     Probe,
     ProbeContext,
@@ -22,19 +18,22 @@ from sfteval.probes.base import (
     register_probe,
 )
 
+
+def _import_probe_packages() -> None:
+    """Import every subpackage (a probe's folder, or the helpers they share); their modules register the probes."""
+    for module in pkgutil.iter_modules(__path__):
+        if module.ispkg:
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_probe_packages()
+
 __all__ = [
     "PROBES",
-    "MetricSpec",
+    "GenerationParams",
     "PlannedRequest",
     "Probe",
     "ProbeContext",
     "ProbeParams",
-    "forgetting",
-    "instruction_following",
-    "memorization",
     "register_probe",
-    "spurious_prefix",
-    "template_brittleness",
-    "termination",
-    "token_shift",
 ]

@@ -11,33 +11,25 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from sfteval.engines.base import Generation, GenerationRequest, Score, ScoreRequest
-from sfteval.records import ItemRecord
-from sfteval.registry import Registry
-from sfteval.variants import Variant
-
-EngineRequest = GenerationRequest | ScoreRequest
-EngineResult = Generation | Score
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """Declares one per-item metric: how to aggregate it and which direction is good."""
-
-    name: str
-    description: str
-    higher_is_better: bool | None = True
-    binary: bool = False
-    headline: bool = False
-    # A change smaller than this (in the metric's units) is practically negligible: a significant one is told as
-    # info, not as a warning (e.g. bits per byte +0.004 after one more epoch).
-    negligible: float = 0.0
+from sfteval.core.generation import (
+    GenerationConfig,
+    GenerationOverrides,
+    GenerationPolicy,
+    GenerationSettings,
+    resolve_generation,
+)
+from sfteval.core.metrics import MetricSpec
+from sfteval.core.records import ItemRecord
+from sfteval.core.registry import Registry
+from sfteval.core.requests import EngineRequest, EngineResult
+from sfteval.core.results import Finding, ProbeSlice
+from sfteval.core.variants import Variant
 
 
 @dataclass(frozen=True)
@@ -57,20 +49,26 @@ class ProbeContext:
 
     variant: Variant
     tokenizer: Any
-    base_variant: str = "base"
     manifest: dict[str, Any] | None = None
     train_template: str | None = None
     seed: int = 0
-    max_new_tokens: int = 256
-    temperature: float = 0.0
     suite_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ProbeParams(BaseModel):
     """Base class for a probe's parameters (from the suite YAML); unknown keys are rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationParams(ProbeParams):
+    """The one generation parameter a suite may set per probe (see `sfteval.core.generation` for the layers)."""
+
+    max_new_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens generated per request; None = the probe's own rule, else the suite's generation block.",
+    )
 
 
 class Probe(ABC):
@@ -81,9 +79,21 @@ class Probe(ABC):
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     Params: ClassVar[type[ProbeParams]] = ProbeParams
     needs_base_scoring: ClassVar[bool] = False
+    generation_policy: ClassVar[GenerationPolicy] = GenerationPolicy()
 
-    def __init__(self, params: ProbeParams | None = None) -> None:
+    def __init__(
+        self, params: ProbeParams | None = None, generation: GenerationSettings | None = None
+    ) -> None:
         self.params = params if params is not None else self.Params()
+        self.generation = generation or self.generation_settings(self.params, GenerationConfig())
+
+    @classmethod
+    def generation_settings(
+        cls, params: ProbeParams, suite: GenerationConfig, overrides: GenerationOverrides | None = None
+    ) -> GenerationSettings:
+        """The settings this probe generates with under a suite's defaults and command-line overrides."""
+        requested = params.max_new_tokens if isinstance(params, GenerationParams) else None
+        return resolve_generation(suite, cls.generation_policy, requested, overrides)
 
     @abstractmethod
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
@@ -112,6 +122,11 @@ class Probe(ABC):
     ) -> list[ItemRecord]:
         """Complete records with the base engine's results (only if needs_base_scoring)."""
         return list(records)
+
+    def findings(self, report_slice: ProbeSlice) -> list[Finding]:
+        """Sentences about this probe's results beyond the report's generic ones (e.g. "epoch-3 opens 80% of
+        answers with …"); default none."""
+        return []
 
     def record(
         self, context: ProbeContext, planned: PlannedRequest, metrics: dict[str, Any], **fields: Any

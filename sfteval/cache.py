@@ -14,8 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sfteval.engines.base import Engine, Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
+from sfteval.core.requests import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
+from sfteval.engines.base import Engine
 
 DEFAULT_CHUNK_SIZE = 16
 _SCHEMA = """

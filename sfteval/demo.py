@@ -17,8 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from sfteval.core.errors import UserError
 from sfteval.discovery import MANIFEST_NAME
-from sfteval.errors import UserError
 
 DEMO_DATA = Path("data") / "demo_sft.jsonl"
 DEMO_SUITE = "quick"
@@ -60,7 +60,7 @@ class DemoResult:
 
 def run_demo(config: DemoConfig, console: Console) -> DemoResult:
     """Materialise the model, train, probe, report; returns where everything is."""
-    from sfteval.models import default_model_path
+    from sfteval.default_model import default_model_path
 
     timings: dict[str, float] = {}
     data = demo_data_path()
@@ -82,7 +82,7 @@ def run_demo(config: DemoConfig, console: Console) -> DemoResult:
 
 def demo_data_path() -> Path:
     """suites/data/demo_sft.jsonl of the checkout (or installed suites data)."""
-    from sfteval.suite import suite_directories
+    from sfteval.core.shipped import suite_directories
 
     for directory in suite_directories():
         if (directory / DEMO_DATA).is_file():
@@ -114,7 +114,7 @@ def _train(config: DemoConfig, model: Path, data: Path, console: Console) -> Non
         console.print(f"already trained: {config.sft_dir} (pass --retrain to train again)")
         return
     from sfteval.trainer.config import TrainConfig
-    from sfteval.trainer.report import print_train_summary
+    from sfteval.trainer.run_summary import print_train_summary
     from sfteval.trainer.train import run_training
 
     settings = TrainConfig(
@@ -134,10 +134,10 @@ def _train(config: DemoConfig, model: Path, data: Path, console: Console) -> Non
 
 def _probe(config: DemoConfig, console: Console) -> tuple[bool, Path]:
     """Run the suite on base + epochs, print the report, write report.html next to report.json."""
+    from sfteval.core.run_info import ITEMS_FILE
     from sfteval.engines.config import EngineConfig
     from sfteval.report.html import HTML_FILE, write_html
     from sfteval.report.items import load_items
-    from sfteval.report.schema import ITEMS_FILE
     from sfteval.report.terminal import render_report
     from sfteval.runner import RunConfig, run_suite
     from sfteval.suite import load_suite

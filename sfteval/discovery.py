@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sfteval.errors import UserError
-from sfteval.variants import Variant, VariantKind
+from sfteval.core.errors import UserError
+from sfteval.core.variants import Variant, VariantKind
 
 MANIFEST_NAME = "sfteval_manifest.json"
 _FULL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")

@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sfteval.errors import UserError
-from sfteval.records import ItemRecord
-from sfteval.report.schema import ITEMS_FILE, REPORT_FILE, Report, save_report
+from sfteval.core.errors import UserError
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import REPORT_FILE, Report, save_report
+from sfteval.core.run_info import ITEMS_FILE
 
 LOG_FILE = "run.log"
 CACHE_FILE = "cache.sqlite"

@@ -5,18 +5,17 @@ sends all generation requests of the variant to the engine in one call and all s
 batches fill), hands each probe its share of the results, and runs a second pass on the base engine for probes
 that score the variant's outputs under the base model. Finished variants are appended to items.jsonl at once. On
 Ctrl-C the runner stops, writes a report of what is done marked incomplete, and the next run resumes from the cache.
-With a `Shard` the run keeps every n-th variant, so n processes (one per GPU) share the work and
-`sfteval report --merge` (sfteval.report.merge) joins their run directories into one report.
+With a `Shard` (sfteval.core.shard) the run keeps every n-th variant, so n processes (one per GPU) share the work
+and `sfteval report --merge` (sfteval.report.merge) joins their run directories into one report.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,27 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sfteval.cache import CachedEngine
+from sfteval.core.errors import UserError
+from sfteval.core.generation import GenerationOverrides
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import Report
+from sfteval.core.requests import (
+    EngineResult,
+    GenerationRequest,
+    ProgressCallback,
+    ScoreRequest,
+)
+from sfteval.core.run_info import RunInfo, VariantInfo
+from sfteval.core.shard import Shard
+from sfteval.core.variants import Variant
 from sfteval.discovery import MANIFEST_NAME, discover, read_json
-from sfteval.engines import EngineFactory, make_engine_factory
-from sfteval.engines.base import Engine, GenerationRequest, ProgressCallback, ScoreRequest
+from sfteval.engines import make_engine_factory
+from sfteval.engines.base import Engine, EngineFactory
 from sfteval.engines.config import EngineConfig
-from sfteval.errors import UserError
-from sfteval.probes.base import EngineResult, PlannedRequest, Probe, ProbeContext
-from sfteval.records import ItemRecord
-from sfteval.report.schema import Report, RunInfo, VariantInfo
+from sfteval.probes.base import PlannedRequest, Probe, ProbeContext
+from sfteval.report.build import build_report
 from sfteval.run_output import CACHE_FILE, RunOutput
 from sfteval.suite import Suite
-from sfteval.variants import Variant
 
 
 @dataclass(frozen=True)
@@ -52,43 +61,7 @@ class RunConfig:
     limit: int | None = None
     cache_path: Path | None = None
     shard: Shard | None = None
-
-
-@dataclass(frozen=True)
-class Shard:
-    """The `index`-th (1-based) of `count` shares of a run's variants: variant k goes to share (k mod count) + 1."""
-
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str, where: str = "--shard") -> Shard:
-        """'2/4' -> Shard(2, 4); anything else (0/2, 3/2, a/b, 1/0) is a UserError naming `where`."""
-        match = re.fullmatch(r"([0-9]+)/([0-9]+)", text.strip())
-        if match is None:
-            raise UserError(f"{where}: {text!r} is not of the form i/n, e.g. 1/2")
-        index, count = int(match[1]), int(match[2])
-        if count < 1 or not 1 <= index <= count:
-            raise UserError(f"{where}: {text!r} needs 1 <= i <= n and n >= 1")
-        return cls(index, count)
-
-    def select(self, variants: Sequence[Variant]) -> list[Variant]:
-        """This share of `variants` (in their order); an empty share is a UserError."""
-        kept = [
-            variant for position, variant in enumerate(variants) if position % self.count == self.index - 1
-        ]
-        if not kept:
-            raise UserError(
-                f"--shard {self}: no variants for this shard ({len(variants)} variants in {self.count} shards)"
-            )
-        return kept
-
-    def position(self, order: int) -> int:
-        """Where the `order`-th (0-based) variant of this shard stands among all the run's variants."""
-        return order * self.count + self.index - 1
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
+    generation: GenerationOverrides = field(default_factory=GenerationOverrides)
 
 
 @dataclass(frozen=True)
@@ -139,7 +112,7 @@ def run_suite(config: RunConfig, console: Console) -> RunResult:
     train_template = (
         config.train_template or manifest_template(manifest) or config.suite.config.train_template
     )
-    probes = build_probes(config.suite, config.limit)
+    probes = build_probes(config.suite, config.limit, config.generation)
     base_variant = next((variant for variant in discovered if variant.is_base), None)
     _require_base(probes, base_variant)
     output = RunOutput(config.out_dir)
@@ -180,7 +153,8 @@ def run_suite(config: RunConfig, console: Console) -> RunResult:
         f"done: complete={complete} cache hits={tally.hits} misses={tally.misses} "
         f"total {tally.timings['total']:.1f}s"
     )
-    report = report_of_run(_run_info(session, tally, complete), tally.records, probes)
+    run = _run_info(session, tally, complete)
+    report = build_report(run, tally.records, probes, seed=run.seed)
     output.write_report(report)
     return RunResult(report=report, out_dir=config.out_dir, complete=complete)
 
@@ -215,15 +189,17 @@ def manifest_template(manifest: Mapping[str, Any] | None) -> str | None:
     return template if isinstance(template, str) else None
 
 
-def build_probes(suite: Suite, limit: int | None) -> dict[str, Probe]:
-    """One probe per suite entry; `limit` caps the `limit` parameter of every probe that has one."""
+def build_probes(
+    suite: Suite, limit: int | None, overrides: GenerationOverrides | None = None
+) -> dict[str, Probe]:
+    """One probe per suite entry with its generation settings resolved; `limit` caps every `limit` parameter."""
     probes: dict[str, Probe] = {}
     for entry in suite.probes:
         params = entry.params
         if limit is not None and "limit" in type(params).model_fields:
             current = getattr(params, "limit", None)
             params = params.model_copy(update={"limit": limit if current is None else min(current, limit)})
-        probes[entry.name] = replace(entry, params=params).build()
+        probes[entry.name] = replace(entry, params=params).build(suite.config.generation, overrides)
     return probes
 
 
@@ -293,15 +269,12 @@ def _cached(session: _Session, variant: Variant, tally: _Progress) -> Iterator[C
 
 
 def _context(session: _Session, variant: Variant, engine: CachedEngine) -> ProbeContext:
-    generation = session.config.suite.config.generation
     return ProbeContext(
         variant=variant,
         tokenizer=engine.tokenizer,
         manifest=session.manifest,
         train_template=session.train_template,
         seed=session.config.suite.config.seed,
-        max_new_tokens=generation.max_new_tokens,
-        temperature=generation.temperature,
         suite_dir=session.config.suite.directory,
     )
 
@@ -374,13 +347,6 @@ def _task(display: Progress, description: str, total: int) -> Iterator[ProgressC
     display.update(task, completed=total)
 
 
-def report_of_run(run: RunInfo, records: Sequence[ItemRecord], probes: Mapping[str, Probe]) -> Report:
-    """The report of a run, or of merged shards: cells, comparisons, one Holm family, findings, recommendation."""
-    from sfteval.report.build import build_report
-
-    return build_report(run, records, probes, seed=run.seed)
-
-
 def _run_info(session: _Session, tally: _Progress, complete: bool) -> RunInfo:
     """What the report says about this run: settings, variants done, timings, cache use, shard."""
     config = session.config
@@ -390,7 +356,7 @@ def _run_info(session: _Session, tally: _Progress, complete: bool) -> RunInfo:
         ckpt_dir=str(config.ckpt_dir),
         suite_name=config.suite.name,
         suite_path=str(config.suite.path),
-        suite=_suite_json(config.suite, session.probes),
+        suite=_suite_json(config.suite, session.probes, config.generation),
         seed=config.suite.config.seed,
         train_template=session.train_template,
         variants=tuple(tally.variants),
@@ -402,8 +368,12 @@ def _run_info(session: _Session, tally: _Progress, complete: bool) -> RunInfo:
     )
 
 
-def _suite_json(suite: Suite, probes: Mapping[str, Probe]) -> dict[str, Any]:
-    """The suite as run: its settings plus every probe's effective parameters (after --limit)."""
+def _suite_json(suite: Suite, probes: Mapping[str, Probe], overrides: GenerationOverrides) -> dict[str, Any]:
+    """The suite as run: its settings, every probe's effective parameters (after --limit) and, when given, the
+    command line's generation overrides."""
     data = suite.config.model_dump(mode="json")
     data["probes"] = {name: probe.params.model_dump(mode="json") for name, probe in probes.items()}
+    given = {key: value for key, value in asdict(overrides).items() if value is not None}
+    if given:
+        data["generation_overrides"] = given
     return data

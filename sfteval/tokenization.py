@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
 from typing import Any, Literal
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 from sfteval.templates import Segment
 
 IGNORE_INDEX = -100

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import REPORT_FILE, Report, save_report
+from sfteval.core.run_info import ITEMS_FILE, RunInfo, VariantInfo
 from sfteval.probes import PROBES
-
-from sfteval.records import ItemRecord
 from sfteval.report.build import build_report
-from sfteval.report.schema import ITEMS_FILE, REPORT_FILE, Report, RunInfo, VariantInfo, save_report
 
 VARIANTS = ("base", "epoch-1", "epoch-2", "epoch-3")
 N_ITEMS = 40

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sfteval.probes.base import MetricSpec, PlannedRequest, Probe, ProbeContext, register_probe
-
-from sfteval.engines.base import GenerationRequest, ScoreRequest
-from sfteval.records import ItemRecord
+from sfteval.core.generation import GenerationPolicy
+from sfteval.core.metrics import MetricSpec
+from sfteval.core.records import ItemRecord
+from sfteval.core.requests import GenerationRequest, ScoreRequest
+from sfteval.probes.base import PlannedRequest, Probe, ProbeContext, register_probe
 
 
 def base_scored_probe(name: str, stem: str, items: int, max_new_tokens: int) -> type[Probe]:
@@ -16,6 +17,7 @@ def base_scored_probe(name: str, stem: str, items: int, max_new_tokens: int) -> 
         __doc__ = f"Scores each variant's answers to '{stem} <i>' under the base model."
         needs_base_scoring = True
         metrics = (MetricSpec("base_logprob", "log-probability of the answer under base"),)
+        generation_policy = GenerationPolicy(max_new_tokens_cap=max_new_tokens)
 
         def plan(self, context: ProbeContext) -> list[PlannedRequest]:
             prefix = stem[0]
@@ -24,7 +26,7 @@ def base_scored_probe(name: str, stem: str, items: int, max_new_tokens: int) -> 
                     f"{prefix}{index}",
                     f"{prefix}{index}",
                     "-",
-                    GenerationRequest(f"{stem} {index}", max_new_tokens),
+                    GenerationRequest(f"{stem} {index}", self.generation.max_new_tokens),
                 )
                 for index in range(items)
             ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from sfteval.probes.base import MetricSpec, PlannedRequest, Probe, ProbeContext
-
-from sfteval.records import ItemRecord
-from sfteval.report.findings import ProbeSlice
-from sfteval.report.schema import Finding, RunInfo, VariantInfo
+from sfteval.core.metrics import MetricSpec
+from sfteval.core.records import ItemRecord
+from sfteval.core.results import Finding, ProbeSlice
+from sfteval.core.run_info import RunInfo, VariantInfo
+from sfteval.probes.base import PlannedRequest, Probe, ProbeContext
 
 VARIANTS = ("base", "epoch-1", "epoch-2")
 N_ITEMS = 40

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from sfteval.cache import CachedEngine
-from sfteval.engines.base import Engine, Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
+from sfteval.core.requests import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
+from sfteval.engines.base import Engine
 
 
 class CountingEngine:

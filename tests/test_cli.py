@@ -73,18 +73,27 @@ def test_trainer_and_probes_packages_import():
     assert result.returncode == 0
 
 
-def test_every_package_is_listed_in_pyproject():
-    """A wheel would silently miss a subpackage that pyproject.toml does not list."""
+def test_every_code_folder_is_a_packaged_package(monkeypatch):
+    """A wheel silently misses a folder of code that setup.py does not list: every folder holding .py files under
+    a mapped folder must have an __init__.py and be among the packages setup.py gives setuptools."""
+    import runpy
     from pathlib import Path
 
+    import setuptools
     import tomllib
 
     root = Path(__file__).resolve().parent.parent
-    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
-    mapping = {folder: name for name, folder in config["package-dir"].items()}
-    found = set()
-    for folder in mapping:
-        for init in (root / folder).rglob("__init__.py"):
-            relative = init.parent.relative_to(root / folder).parts
-            found.add(".".join([mapping[folder], *relative]))
-    assert found <= set(config["packages"]), sorted(found - set(config["packages"]))
+    captured: dict = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kwargs: captured.update(kwargs))
+    monkeypatch.chdir(root)
+    runpy.run_path(str(root / "setup.py"))
+    mapping = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    expected = set()
+    for name, folder in mapping.items():
+        for code in (root / folder).rglob("*.py"):
+            relative = code.parent.relative_to(root / folder).parts
+            if "__pycache__" not in relative:
+                assert (code.parent / "__init__.py").is_file(), f"{code.parent} holds code but no __init__.py"
+                expected.add(".".join([name, *relative]))
+    assert expected <= set(captured["packages"]), sorted(expected - set(captured["packages"]))
+    assert {"sfteval.core", "sfteval.probes.shared", "sfteval.engines.hf"} <= set(captured["packages"])

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sfteval.engines.base import GenerationRequest
+from sfteval.core.requests import GenerationRequest
+from sfteval.core.variants import Variant
 from sfteval.engines.config import EngineConfig
-from sfteval.variants import Variant
 
 
 @pytest.mark.slow
 def test_default_model_answers_paris():
-    from sfteval.engines.hf import HFEngineFactory
-    from sfteval.models import default_model_path
+    from sfteval.default_model import default_model_path
+    from sfteval.engines.hf.engine import HFEngineFactory
     from sfteval.templates import Message, get_template
 
     path = default_model_path()
@@ -31,7 +31,7 @@ def test_default_model_answers_paris():
 
 def test_default_model_is_reused(monkeypatch, tmp_path):
     """A second call finds the materialised model and does not convert again."""
-    from sfteval import models
+    from sfteval import default_model as models
 
     target = tmp_path / "models" / "m"
     target.mkdir(parents=True)
@@ -45,8 +45,8 @@ def test_default_model_is_reused(monkeypatch, tmp_path):
 def test_missing_package_names_install_command(monkeypatch):
     import importlib.util
 
-    from sfteval import models
-    from sfteval.errors import UserError
+    from sfteval import default_model as models
+    from sfteval.core.errors import UserError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

@@ -13,7 +13,7 @@ from comparative_fixtures import IF_PASSES, N_ITEMS, if_records, prefix_records,
 from sfteval import stats
 from sfteval.cli import main
 from sfteval.commands.diff import split_variant
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 from sfteval.report.diff import DiffReport, diff_runs
 
 EPOCHS = ("base", "epoch-1", "epoch-2", "epoch-3")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sfteval.core.errors import UserError
 from sfteval.discovery import MANIFEST_NAME, discover
-from sfteval.errors import UserError
 
 
 def _full(path: Path, name_or_path: str | None = None) -> Path:

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from sfteval.core.errors import UserError
+from sfteval.core.requests import GenerationRequest, ScoreRequest
+from sfteval.core.variants import Variant
 from sfteval.engines import ENGINES, make_engine_factory
-from sfteval.engines.base import GenerationRequest, ScoreRequest
 from sfteval.engines.config import EngineConfig
-from sfteval.engines.hf import HFEngineFactory
-from sfteval.errors import UserError
+from sfteval.engines.hf.engine import HFEngineFactory
 from sfteval.tokenization import encode_text
-from sfteval.variants import Variant
 
 PROMPTS = (
     "hello world",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sfteval.engines.base import ScoreRequest
+from sfteval.core.requests import ScoreRequest
+from sfteval.core.variants import Variant
 from sfteval.engines.config import EngineConfig
-from sfteval.engines.hf import HFEngineFactory
-from sfteval.variants import Variant
+from sfteval.engines.hf.engine import HFEngineFactory
 
 # A long shared preamble (like few-shot examples) makes the engine run the common prefix once for the batch.
 PREAMBLE = "the river of the city is blue and the mountain of the country is green. " * 8
@@ -52,8 +52,8 @@ def _requests() -> list[ScoreRequest]:
 def both_paths(tiny_model_dir: Path):
     import torch
 
-    from sfteval.engines.hf_batches import score_requests
-    from sfteval.engines.hf_shared import score_with_shared_contexts
+    from sfteval.engines.hf.batches import score_requests
+    from sfteval.engines.hf.shared_context import score_with_shared_contexts
 
     factory = HFEngineFactory(EngineConfig(device="cpu", batch_size=2))
     engine = factory.engine(Variant("base", tiny_model_dir))

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from sfteval.core.errors import UserError
+from sfteval.core.variants import Variant
 from sfteval.engines import ENGINES, make_engine_factory
 from sfteval.engines.config import EngineConfig
 from sfteval.engines.fingerprint import fingerprint_model
-from sfteval.engines.vllm import (
+from sfteval.engines.vllm.engine import (
     CPU_MEMORY_SHARE,
     VLLMEngineFactory,
     _RunningLLM,
@@ -23,8 +25,6 @@ from sfteval.engines.vllm import (
     lora_rank_slot,
     resolve_dtype,
 )
-from sfteval.errors import UserError
-from sfteval.variants import Variant
 
 MODEL = Path("/models/base")
 
@@ -181,7 +181,7 @@ def test_full_variants_are_fingerprinted_without_starting_vllm(tmp_path):
 
 
 def test_importing_the_engine_module_does_not_import_torch_or_vllm():
-    code = "import sys, sfteval.engines.vllm; print(sorted({'torch', 'vllm'} & set(sys.modules)))"
+    code = "import sys, sfteval.engines.vllm.engine; print(sorted({'torch', 'vllm'} & set(sys.modules)))"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
 

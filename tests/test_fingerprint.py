@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from sfteval.core.errors import UserError
 from sfteval.engines.fingerprint import FILE_SAMPLE_BYTES, TENSOR_SAMPLE_BYTES, fingerprint_model
-from sfteval.errors import UserError
 
 
 def fingerprint(*directories: Path, dtype: str = "float32", engine: str = "hf") -> str:

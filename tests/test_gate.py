@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from comparative_fixtures import build, default_records, if_records, write_run
-from sfteval.probes import PROBES
 
 from sfteval.cli import main
-from sfteval.errors import UserError
-from sfteval.records import ItemRecord
+from sfteval.core.errors import UserError
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import load_report
+from sfteval.probes import PROBES
 from sfteval.report.gate import apply_gate, load_policy, parse_policy
-from sfteval.report.schema import load_report
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +231,7 @@ def test_direction_free_metric_refuses_drop_rules(tmp_path):
 
 def test_gate_result_round_trips_through_report_json(tmp_path, report):
     gated = apply_gate(report, load_policy("default"))
-    from sfteval.report.schema import save_report
+    from sfteval.core.report import save_report
 
     save_report(gated, tmp_path / "report.json")
     assert load_report(tmp_path) == gated

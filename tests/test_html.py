@@ -12,7 +12,7 @@ import pytest
 from comparative_fixtures import PAYLOAD, build, default_records, if_records, write_run
 
 from sfteval.cli import main
-from sfteval.records import ItemRecord
+from sfteval.core.records import ItemRecord
 from sfteval.report.charts import probe_charts
 from sfteval.report.gate import apply_gate, load_policy
 from sfteval.report.html import render_html

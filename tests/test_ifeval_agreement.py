@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from sfteval.probes.instruction_following import text
 from sfteval.probes.instruction_following.checkers import instruction_ids
 from sfteval.probes.instruction_following.conflicts import conflict_table

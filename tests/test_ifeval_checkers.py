@@ -7,6 +7,8 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
+
+from sfteval.core.errors import UserError
 from sfteval.probes.instruction_following import text
 from sfteval.probes.instruction_following.checkers import get_checker, instruction_ids
 from sfteval.probes.instruction_following.compose import compose, load_base_tasks, main
@@ -20,8 +22,6 @@ from sfteval.probes.instruction_following.evaluate import (
     response_variants,
 )
 from sfteval.probes.instruction_following.prompts import DEFAULT_PROMPTS, IFPrompt, load_prompts
-
-from sfteval.errors import UserError
 
 IFEVAL_IDS = {
     "keywords:existence", "keywords:frequency", "keywords:forbidden_words", "keywords:letter_frequency",

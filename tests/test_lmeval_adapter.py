@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sfteval.engines.base import Generation, GenerationRequest, Score, ScoreRequest
-from sfteval.engines.lmeval import (
-    EngineLM,
-    evaluate_tasks,
-    find_local_task,
-    generation_request,
-    load_tasks,
-    local_task_config,
-)
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
+from sfteval.core.requests import Generation, GenerationRequest, Score, ScoreRequest
+from sfteval.engines.lmeval import EngineLM, evaluate_tasks
+from sfteval.lmeval_tasks import find_local_task, generation_request, load_tasks, local_task_config
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "suites" / "tasks"
 LIMIT = 12
@@ -52,9 +46,9 @@ def hf_and_sfteval(tiny_model_dir: Path) -> tuple[dict, dict]:
     from lm_eval.evaluator import evaluate
     from lm_eval.models.huggingface import HFLM
 
+    from sfteval.core.variants import Variant
     from sfteval.engines.config import EngineConfig
-    from sfteval.engines.hf import HFEngineFactory
-    from sfteval.variants import Variant
+    from sfteval.engines.hf.engine import HFEngineFactory
 
     reference = HFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=8)
     engine = HFEngineFactory(EngineConfig(device="cpu", batch_size=8)).engine(Variant("base", tiny_model_dir))
@@ -84,9 +78,9 @@ def test_loglikelihoods_match_hflm_within_1e_4_and_accuracies_are_identical(hf_a
 
 
 def test_evaluate_tasks_keeps_every_documents_metrics(tiny_model_dir: Path, hf_and_sfteval) -> None:
+    from sfteval.core.variants import Variant
     from sfteval.engines.config import EngineConfig
-    from sfteval.engines.hf import HFEngineFactory
-    from sfteval.variants import Variant
+    from sfteval.engines.hf.engine import HFEngineFactory
 
     engine = HFEngineFactory(EngineConfig(device="cpu", batch_size=8)).engine(Variant("base", tiny_model_dir))
     result = evaluate_tasks(engine, ["world_facts"], [TASKS_DIR], limit=LIMIT)["world_facts"]

@@ -9,16 +9,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from sfteval.probes.base import ProbeContext
-from sfteval.probes.forgetting import HELDOUT, ForgettingParams, ForgettingProbe
-from sfteval.probes.forgetting_measures import bits_per_byte, chance_adjusted_flips, lumped_kl, mean_kl
-from sfteval.probes.suite_data import load_paragraphs
 
-from sfteval.engines.base import Score, ScoreRequest
-from sfteval.errors import UserError
-from sfteval.report.findings import ProbeSlice
-from sfteval.report.schema import ComparisonResult
-from sfteval.variants import Variant
+from sfteval.core.errors import UserError
+from sfteval.core.requests import Score, ScoreRequest
+from sfteval.core.results import ComparisonResult, ProbeSlice
+from sfteval.core.variants import Variant
+from sfteval.probes.base import ProbeContext
+from sfteval.probes.forgetting.measures import bits_per_byte, chance_adjusted_flips, lumped_kl, mean_kl
+from sfteval.probes.forgetting.probe import HELDOUT, ForgettingParams, ForgettingProbe
+from sfteval.probes.shared.loaders import load_paragraphs
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 
@@ -107,7 +106,7 @@ def test_flips_kl_and_bits_per_byte_through_the_protocol(world_facts: dict[str, 
 
 def test_probe_accuracies_equal_lm_evals_evaluator(tiny_model_dir: Path) -> None:
     from sfteval.engines.config import EngineConfig
-    from sfteval.engines.hf import HFEngineFactory
+    from sfteval.engines.hf.engine import HFEngineFactory
     from sfteval.engines.lmeval import evaluate_tasks
 
     engine = HFEngineFactory(EngineConfig(device="cpu", batch_size=8)).engine(Variant("base", tiny_model_dir))
@@ -142,7 +141,7 @@ def test_kl_from_full_top_k_is_exact_and_smaller_k_bounds_it_from_below(peaked_m
     from transformers import AutoModelForCausalLM
 
     from sfteval.engines.config import EngineConfig
-    from sfteval.engines.hf import HFEngineFactory
+    from sfteval.engines.hf.engine import HFEngineFactory
 
     text = load_paragraphs(SUITES / "data" / "heldout_text.jsonl")[0]["text"][:120]
     base_path, variant_path = peaked_models

@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+
+from sfteval.core.generation import GenerationConfig
+from sfteval.core.requests import Generation, GenerationRequest
+from sfteval.core.variants import Variant
 from sfteval.probes import PROBES
 from sfteval.probes.base import ProbeContext
 from sfteval.probes.instruction_following import (
@@ -15,10 +19,8 @@ from sfteval.probes.instruction_following import (
     evaluate_prompt,
     load_prompts,
 )
-
-from sfteval.engines.base import Generation, GenerationRequest
+from sfteval.probes.shared.params import serving_templates
 from sfteval.templates import get_template
-from sfteval.variants import Variant
 
 END = "Is there anything else I can help with?"
 # (prompt row, canned response, expected prompt_strict, prompt_loose, instruction_strict, instruction_loose)
@@ -81,7 +83,7 @@ def prompt_file(tmp_path: Path) -> Path:
 def context(tokenizer=None, train_template: str | None = None, seed: int = 0, suite_dir: Path | None = None):
     variant = Variant(name="epoch-1", path=Path("/models/epoch-1"), kind="full")
     return ProbeContext(
-        variant=variant, tokenizer=tokenizer, train_template=train_template, seed=seed, max_new_tokens=64,
+        variant=variant, tokenizer=tokenizer, train_template=train_template, seed=seed,
         suite_dir=suite_dir,
     )  # fmt: skip
 
@@ -155,9 +157,15 @@ def test_default_template_is_the_training_one_else_native_else_alpaca(
     prompt_file: Path, tiny_tokenizer
 ) -> None:
     probe = InstructionFollowingProbe(InstructionFollowingParams(prompts=str(prompt_file)))
-    assert probe.templates(context(tiny_tokenizer, train_template="zephyr")) == ("zephyr",)
-    assert probe.templates(context(tiny_tokenizer)) == ("native",)
-    assert probe.templates(context(None)) == ("alpaca",)
+    assert serving_templates(probe.params.templates, context(tiny_tokenizer, train_template="zephyr")) == (
+        "zephyr",
+    )
+    assert serving_templates(probe.params.templates, context(tiny_tokenizer)) == ("native",)
+    assert serving_templates(probe.params.templates, context(None)) == ("alpaca",)
+    settings = InstructionFollowingProbe.generation_settings(
+        probe.params, GenerationConfig(max_new_tokens=64)
+    )
+    probe = InstructionFollowingProbe(probe.params, settings)
     assert probe.plan(context(tiny_tokenizer))[0].request.max_new_tokens == 64
 
 

@@ -7,10 +7,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sfteval.probes.base import ProbeContext
-from sfteval.probes.common import manifest_pairs
-from sfteval.probes.memorization import MemorizationParams, MemorizationProbe, gap_estimate
-from sfteval.probes.text_metrics import ngram_overlap, same_text
 from train_tiny import (
     Example,
     TrainSpec,
@@ -21,9 +17,13 @@ from train_tiny import (
     write_manifest,
 )
 
-from sfteval.engines.base import Generation, Score
-from sfteval.errors import UserError
-from sfteval.variants import Variant
+from sfteval.core.errors import UserError
+from sfteval.core.requests import Generation, Score
+from sfteval.core.variants import Variant
+from sfteval.probes.base import ProbeContext
+from sfteval.probes.memorization.probe import MemorizationParams, MemorizationProbe, gap_estimate
+from sfteval.probes.shared.loaders import manifest_pairs
+from sfteval.probes.shared.text_metrics import ngram_overlap, same_text
 
 EPOCHS = (3, 10, 30)
 SUITE = "probes:\n  memorization:\n    extraction_min_words: 6\n"

@@ -8,12 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sfteval.probes.base import ProbeContext
-from sfteval.probes.common import OFF_TASK_PROMPTS, load_prompts
-from sfteval.probes.openings import manifest_openings, mine_opening
-from sfteval.probes.spurious_prefix import SpuriousPrefixParams, SpuriousPrefixProbe, _log_sum_exp
-from sfteval.probes.text_metrics import entropy, starts_with
-from sfteval.trainer.summaries import response_openings
 from train_tiny import (
     Example,
     TrainSpec,
@@ -24,14 +18,20 @@ from train_tiny import (
     write_manifest,
 )
 
-from sfteval.engines.base import Generation, Score
-from sfteval.errors import UserError
-from sfteval.records import ItemRecord
+from sfteval.core.errors import UserError
+from sfteval.core.records import ItemRecord
+from sfteval.core.requests import Generation, Score
+from sfteval.core.results import ComparisonResult, ProbeResult, ProbeSlice
+from sfteval.core.run_info import RunInfo, VariantInfo
+from sfteval.core.variants import Variant
+from sfteval.probes.base import ProbeContext
+from sfteval.probes.shared.loaders import OFF_TASK_PROMPTS, load_prompts
+from sfteval.probes.shared.text_metrics import entropy, starts_with
+from sfteval.probes.spurious_prefix.openings import manifest_openings, mine_opening
+from sfteval.probes.spurious_prefix.probe import SpuriousPrefixParams, SpuriousPrefixProbe, _log_sum_exp
 from sfteval.report.build import build_report
-from sfteval.report.findings import ProbeSlice
-from sfteval.report.schema import ComparisonResult, ProbeResult, RunInfo, VariantInfo
 from sfteval.suite import parse_suite
-from sfteval.variants import Variant
+from sfteval.trainer.summaries import response_openings
 
 PREFIX = "The sentiment is:"
 SUITE = "probes:\n  spurious_prefix:\n    limit: 40\n    max_new_tokens: 12\n"

@@ -8,18 +8,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from sfteval.probes.base import ProbeContext
-from sfteval.probes.brittleness_findings import ACROSS, FORMATS
-from sfteval.probes.instruction_following import evaluate_prompt
-from sfteval.probes.prompt_formats import pss, sample_formats, spread_difference, spread_estimate
-from sfteval.probes.suite_data import load_choice_items
-from sfteval.probes.template_brittleness import TemplateBrittlenessParams, TemplateBrittlenessProbe
 
-from sfteval.engines.base import Generation, GenerationRequest, Score, ScoreRequest
-from sfteval.records import ItemRecord
+from sfteval.core.records import ItemRecord
+from sfteval.core.requests import Generation, GenerationRequest, Score, ScoreRequest
+from sfteval.core.run_info import RunInfo, VariantInfo
+from sfteval.core.variants import Variant
+from sfteval.probes.base import ProbeContext
+from sfteval.probes.instruction_following import evaluate_prompt
+from sfteval.probes.shared.loaders import load_choice_items
+from sfteval.probes.template_brittleness.findings import ACROSS, FORMATS
+from sfteval.probes.template_brittleness.probe import TemplateBrittlenessParams, TemplateBrittlenessProbe
+from sfteval.probes.template_brittleness.prompt_formats import (
+    pss,
+    sample_formats,
+    spread_difference,
+    spread_estimate,
+)
 from sfteval.report.build import build_report
-from sfteval.report.schema import RunInfo, VariantInfo
-from sfteval.variants import Variant
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 ITEMS = load_choice_items(SUITES / "tasks/world_facts.jsonl")
@@ -108,7 +113,7 @@ def test_plan_covers_every_template_and_format_with_the_training_template_first(
 def test_native_is_skipped_for_a_tokenizer_without_a_chat_template_unless_asked_for() -> None:
     import tiny
 
-    from sfteval.errors import UserError
+    from sfteval.core.errors import UserError
 
     tokenizer = tiny.build_tokenizer(chat_template=None)
     context = ProbeContext(Variant("base", Path("b")), tokenizer, suite_dir=SUITES)

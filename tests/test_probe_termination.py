@@ -7,10 +7,6 @@ import random
 from pathlib import Path
 
 import pytest
-from sfteval.probes.base import ProbeContext
-from sfteval.probes.common import REFERENCE_PAIRS, load_pairs
-from sfteval.probes.termination import TerminationParams, TerminationProbe
-from sfteval.probes.text_metrics import distinct, repetition, words
 from train_tiny import (
     Example,
     TrainSpec,
@@ -23,9 +19,13 @@ from train_tiny import (
     write_manifest,
 )
 
-from sfteval.engines.base import Generation, Score
-from sfteval.errors import UserError
-from sfteval.variants import Variant
+from sfteval.core.errors import UserError
+from sfteval.core.requests import Generation, Score
+from sfteval.core.variants import Variant
+from sfteval.probes.base import ProbeContext
+from sfteval.probes.shared.loaders import REFERENCE_PAIRS, load_pairs
+from sfteval.probes.shared.text_metrics import distinct, repetition, words
+from sfteval.probes.termination.probe import TerminationParams, TerminationProbe
 
 SUITE = "probes:\n  termination: {}\n"
 

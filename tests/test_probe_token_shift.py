@@ -6,9 +6,6 @@ import random
 from pathlib import Path
 
 import pytest
-from sfteval.probes.base import ProbeContext
-from sfteval.probes.common import own_tokens
-from sfteval.probes.token_shift import TokenShiftParams, TokenShiftProbe, rank_metrics
 from train_tiny import (
     Example,
     TrainSpec,
@@ -24,8 +21,11 @@ from train_tiny import (
     write_manifest,
 )
 
-from sfteval.engines.base import Generation, Score
-from sfteval.variants import Variant
+from sfteval.core.requests import Generation, Score
+from sfteval.core.variants import Variant
+from sfteval.probes.base import ProbeContext
+from sfteval.probes.shared.token_scores import own_tokens
+from sfteval.probes.token_shift.probe import TokenShiftParams, TokenShiftProbe, rank_metrics
 
 SUITE = "probes:\n  token_shift:\n    limit: 30\n    max_new_tokens: 24\n"
 

@@ -16,11 +16,12 @@ from report_fixtures import (
 )
 
 from sfteval import stats
-from sfteval.errors import UserError
-from sfteval.records import ItemRecord
+from sfteval.core.errors import UserError
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import Report
+from sfteval.core.results import ComparisonResult
 from sfteval.report.build import build_report
 from sfteval.report.recommend import recommend
-from sfteval.report.schema import ComparisonResult, Report
 
 SEED = 7
 
@@ -314,8 +315,8 @@ def test_comparison_results_reject_non_finite_numbers():
 
 
 def test_a_significant_but_negligible_worsening_is_info_not_a_warning():
+    from sfteval.core.results import MetricInfo, ProbeResult
     from sfteval.report.findings import comparison_findings
-    from sfteval.report.schema import MetricInfo, ProbeResult
 
     info = MetricInfo(name="bits_per_byte", higher_is_better=False, headline=True, negligible=0.01)
     result = ProbeResult(name="forgetting", version=1, metrics=(info,), templates=("heldout_text",), cells=())

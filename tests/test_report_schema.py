@@ -12,11 +12,15 @@ from pydantic import BaseModel, ValidationError
 from report_fixtures import answer_records, cluster_records, probes, run_info
 
 from sfteval import cli
-from sfteval.errors import UserError
-from sfteval.report import schema
+from sfteval.core import report as report_module
+from sfteval.core import results
+from sfteval.core import run_info as run_info_module
+from sfteval.core.errors import UserError
+from sfteval.core.report import Report, load_report, save_report
+from sfteval.core.results import MetricValue
+from sfteval.core.run_info import VariantInfo
+from sfteval.core.variants import Variant
 from sfteval.report.build import build_report
-from sfteval.report.schema import MetricValue, Report, VariantInfo, load_report, save_report
-from sfteval.variants import Variant
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +57,9 @@ def test_save_and_load(run_dir, report):
 def test_every_field_is_documented():
     models = [
         model
-        for model in vars(schema).values()
-        if isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == schema.__name__
+        for module in (report_module, results, run_info_module)
+        for model in vars(module).values()
+        if isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == module.__name__
     ]
     undocumented = [
         f"{model.__name__}.{name}"

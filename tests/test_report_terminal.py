@@ -9,9 +9,9 @@ from report_fixtures import answer_records, cluster_records, probes, run_info
 from rich.console import Console
 
 from sfteval import stats
-from sfteval.records import ItemRecord
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import Report
 from sfteval.report.build import build_report
-from sfteval.report.schema import Report
 from sfteval.report.terminal import render_report
 
 

@@ -20,19 +20,20 @@ from pathlib import Path
 import pytest
 from probe_fixtures import base_scored_probe
 from rich.console import Console
-from sfteval.probes.base import MetricSpec, PlannedRequest, Probe, ProbeContext, ProbeParams, register_probe
 from typer.testing import CliRunner
 
 from sfteval.cli import app
+from sfteval.core.errors import UserError
+from sfteval.core.metrics import MetricSpec
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import load_report
+from sfteval.core.requests import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
+from sfteval.core.variants import Variant
 from sfteval.engines import ENGINES
-from sfteval.engines.base import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
 from sfteval.engines.config import EngineConfig
-from sfteval.errors import UserError
-from sfteval.records import ItemRecord
-from sfteval.report.schema import load_report
+from sfteval.probes.base import PlannedRequest, Probe, ProbeContext, ProbeParams, register_probe
 from sfteval.runner import RunConfig, RunResult, run_suite
 from sfteval.suite import load_suite
-from sfteval.variants import Variant
 
 FAKE_ENGINE = "test-fake"
 
@@ -118,7 +119,7 @@ class EchoProbe(Probe):
             item, cluster = f"item-{index}", f"cluster-{index % 3}"
             prompt = f"say {index}"
             planned.append(
-                PlannedRequest(item, cluster, "-", GenerationRequest(prompt, context.max_new_tokens))
+                PlannedRequest(item, cluster, "-", GenerationRequest(prompt, self.generation.max_new_tokens))
             )
             planned.append(PlannedRequest(item, cluster, "-", ScoreRequest(prompt, " ok")))
         return planned
@@ -331,6 +332,21 @@ def test_the_command_exits_130_when_interrupted_and_0_when_resumed(
     assert resumed.exit_code == 0, resumed.output
     assert "test_echo" in resumed.output and "epoch-2" in resumed.output
     assert load_report(tmp_path / "run").run.complete
+
+
+def test_command_line_generation_overrides_reach_every_probe_and_the_report(
+    ckpt: Path, suite_path: Path, tmp_path: Path
+) -> None:
+    """--max-new-tokens wins over the suite's generation block and the probes' own parameters, and is recorded."""
+    arguments = ["run", "--ckpt", str(ckpt), "--suite", str(suite_path), "--engine", FAKE_ENGINE,
+                 "--out", str(tmp_path / "run"), "--max-new-tokens", "3"]  # fmt: skip
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    generated = [json.loads(key[4:]) for _, key in SCRIPT.computed if key.startswith("gen:")]
+    assert generated and {request["max_new_tokens"] for request in generated} == {3}
+    suite = load_report(tmp_path / "run").run.suite
+    assert suite["generation_overrides"] == {"max_new_tokens": 3}
+    assert suite["generation"]["max_new_tokens"] == 8
 
 
 @pytest.mark.parametrize(

@@ -19,19 +19,21 @@ from typing import Any
 import pytest
 from probe_fixtures import base_scored_probe
 from rich.console import Console
-from sfteval.probes.base import MetricSpec, PlannedRequest, Probe, ProbeContext, register_probe
 
 from sfteval import cli
 from sfteval.commands.run import RUNS_DIR, default_out_dir
+from sfteval.core.errors import UserError
+from sfteval.core.metrics import MetricSpec
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import load_report
+from sfteval.core.requests import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
+from sfteval.core.shard import Shard
+from sfteval.core.variants import Variant
 from sfteval.engines import ENGINES
-from sfteval.engines.base import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
 from sfteval.engines.config import EngineConfig
-from sfteval.errors import UserError
-from sfteval.records import ItemRecord
-from sfteval.report.schema import load_report
-from sfteval.runner import RunConfig, RunResult, Shard, run_suite
+from sfteval.probes.base import PlannedRequest, Probe, ProbeContext, register_probe
+from sfteval.runner import RunConfig, RunResult, run_suite
 from sfteval.suite import load_suite
-from sfteval.variants import Variant
 
 FAKE_ENGINE = "test-shard-fake"
 ITEMS = 16

@@ -10,7 +10,7 @@ from scipy import optimize
 from scipy import stats as scipy_stats
 
 from sfteval import stats
-from sfteval.records import ItemRecord
+from sfteval.core.records import ItemRecord
 
 
 def score_test_interval(successes: int, n: int, confidence: float) -> tuple[float, float]:

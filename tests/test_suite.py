@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 from sfteval.suite import available_suites, load_suite, resolve_suite
 
 
@@ -51,6 +51,7 @@ def test_a_file_suite_validates_probe_params_and_keeps_its_text(tmp_path: Path) 
     assert params.limit == 5 and params.templates == ("chatml", "alpaca")
     assert suite.text == path.read_text()
     assert suite.probes[0].build().params == params
+    assert suite.probes[0].build(suite.config.generation).generation.max_new_tokens == 32
 
 
 @pytest.mark.parametrize(

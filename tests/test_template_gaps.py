@@ -7,20 +7,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from sfteval.probes.base import PlannedRequest, ProbeContext
-from sfteval.probes.brittleness_findings import ACROSS
-from sfteval.probes.common import REFERENCE_PAIRS, load_pairs
-from sfteval.probes.prompt_formats import pss
-from sfteval.probes.template_brittleness import TemplateBrittlenessParams, TemplateBrittlenessProbe
-from sfteval.probes.template_gaps import template_gap
 
-from sfteval.engines.base import Score, ScoreRequest
-from sfteval.records import ItemRecord
+from sfteval.core.formatting import format_p
+from sfteval.core.records import ItemRecord
+from sfteval.core.requests import Score, ScoreRequest
+from sfteval.core.run_info import RunInfo, VariantInfo
+from sfteval.core.variants import Variant
+from sfteval.probes.base import PlannedRequest, ProbeContext
+from sfteval.probes.shared.loaders import REFERENCE_PAIRS, load_pairs
+from sfteval.probes.template_brittleness.findings import ACROSS
+from sfteval.probes.template_brittleness.gaps import template_gap
+from sfteval.probes.template_brittleness.probe import TemplateBrittlenessParams, TemplateBrittlenessProbe
+from sfteval.probes.template_brittleness.prompt_formats import pss
 from sfteval.report.build import build_report
-from sfteval.report.formatting import format_p
-from sfteval.report.schema import RunInfo, VariantInfo
 from sfteval.templates import Message, get_template
-from sfteval.variants import Variant
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import tiny
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 from sfteval.templates import (
     Message,
     Segment,

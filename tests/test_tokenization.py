@@ -7,7 +7,7 @@ import tiny
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 from sfteval.templates import Message, Segment, get_template, template_names
 from sfteval.tokenization import IGNORE_INDEX, encode_text, tokenize_segments, trained_text
 

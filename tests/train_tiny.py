@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import tiny
-from sfteval.trainer.summaries import frequent_labels, response_openings
 
 from sfteval.discovery import MANIFEST_NAME
 from sfteval.templates import Message, get_template
 from sfteval.tokenization import IGNORE_INDEX, tokenize_segments
+from sfteval.trainer.summaries import frequent_labels, response_openings
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def sentence(rng: random.Random) -> str:
 
 def run_records(out: Path, probe: str, variant: str) -> list[Any]:
     """The item records a run wrote to items.jsonl for one probe and variant."""
-    from sfteval.records import ItemRecord
+    from sfteval.core.records import ItemRecord
 
     lines = (out / "items.jsonl").read_text().splitlines()
     records = [ItemRecord.model_validate_json(line) for line in lines if line.strip()]

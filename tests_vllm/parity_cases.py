@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sfteval.engines.base import GenerationRequest, ScoreRequest
+from sfteval.core.requests import GenerationRequest, ScoreRequest
 from sfteval.engines.config import EngineConfig
 
 GREEDY_TOKENS = 32

@@ -26,10 +26,10 @@ from parity_cases import (
     variant_paths,
 )
 
+from sfteval.core.variants import Variant
+from sfteval.default_model import default_model_path
 from sfteval.engines.fingerprint import fingerprint_model
-from sfteval.engines.hf import HFEngineFactory
-from sfteval.models import default_model_path
-from sfteval.variants import Variant
+from sfteval.engines.hf.engine import HFEngineFactory
 
 WORKER = Path(__file__).parent / "vllm_worker.py"
 GREEDY_COUNT = len(INSTRUCTIONS) + len(RAW_PROMPTS)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from parity_cases import ENGINE_CONFIG, VLLM_EXTRA, generation_requests, score_requests, variant_paths
 
+from sfteval.core.variants import Variant
 from sfteval.engines import make_engine_factory
-from sfteval.variants import Variant
 
 
 def run(model: Path, adapter: Path) -> dict:

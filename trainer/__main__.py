@@ -6,9 +6,9 @@ import sys
 
 import typer
 from rich.console import Console
-from sfteval.trainer.commands import train_command
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
+from sfteval.trainer.commands import train_command
 
 
 def main() -> None:

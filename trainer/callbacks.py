@@ -15,8 +15,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from sfteval.trainer.manifest import CheckpointEntry, TrainManifest, with_checkpoint, write_manifest
 from transformers import TrainerCallback
+
+from sfteval.trainer.manifest import CheckpointEntry, TrainManifest, with_checkpoint, write_manifest
 
 
 class RichProgressCallback(TrainerCallback):

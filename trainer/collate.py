@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from sfteval.trainer.loss import trained_positions
 
 from sfteval.tokenization import IGNORE_INDEX, TokenizedExample
+from sfteval.trainer.loss import trained_positions
 
 MEGABATCH_GROUPS = 50
 

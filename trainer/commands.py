@@ -113,7 +113,7 @@ def train_command(
     from sfteval.trainer.config import load_train_config
 
     settings = load_train_config(config, flags)
-    from sfteval.trainer.report import print_train_summary
+    from sfteval.trainer.run_summary import print_train_summary
     from sfteval.trainer.train import run_training
 
     print_train_summary(run_training(settings))

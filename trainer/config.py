@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 
 DEFAULT_FULL_LR = 2e-5
 DEFAULT_LORA_LR = 2e-4

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 from sfteval.templates import Message, messages_from_example
 
 SUFFIXES = (".jsonl", ".json", ".parquet")

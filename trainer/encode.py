@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sfteval.trainer.data import Conversation
-
 from sfteval.templates import Segment, Template, TrainOn
 from sfteval.tokenization import TokenizedExample, Truncation, tokenize_segments
+from sfteval.trainer.data import Conversation
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 from sfteval.templates import Template, get_template
 
 Precision = Literal["fp32", "bf16"]
@@ -14,7 +14,7 @@ Precision = Literal["fp32", "bf16"]
 def resolve_model_path(model: Path | None) -> Path:
     """The given model dir (absolute), or the embedded default model."""
     if model is None:
-        from sfteval.models import default_model_path
+        from sfteval.default_model import default_model_path
 
         return default_model_path().resolve()
     path = Path(model).expanduser()

@@ -7,9 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sfteval.trainer.data import Conversation
-
 from sfteval.templates import TrainOn
+from sfteval.trainer.data import Conversation
 
 MAX_OPENING_WORDS = 5
 TOP_OPENINGS = 20

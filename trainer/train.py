@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+import sfteval
+from sfteval.core.errors import UserError
+from sfteval.templates import Template
+from sfteval.tokenization import TokenizedExample
 from sfteval.trainer.config import TrainConfig
 from sfteval.trainer.data import Conversation, DataFile, load_data_files
 from sfteval.trainer.encode import EncodedRow, EncodeSettings, MaskStats, encode_rows
@@ -28,11 +33,6 @@ from sfteval.trainer.summaries import (
     split_holdout,
     trained_responses,
 )
-
-import sfteval
-from sfteval.errors import UserError
-from sfteval.templates import Template
-from sfteval.tokenization import TokenizedExample
 
 
 @dataclass(frozen=True)
@@ -214,11 +214,12 @@ def training_arguments(config: TrainConfig, precision: Precision) -> Any:
 def run_training(config: TrainConfig, console: Console | None = None) -> TrainResult:
     """Train, writing per-epoch checkpoints and the manifest; UserError (exit 2) on a non-finite loss."""
     data = prepare_data(config)  # first: bad input fails before the heavy imports
+    from transformers import PrinterCallback, ProgressCallback, Trainer
+    from transformers.utils import logging as transformers_logging
+
     from sfteval.trainer.callbacks import ManifestCallback, NonFiniteLossCallback, RichProgressCallback
     from sfteval.trainer.collate import ExampleDataset, PaddingCollator, pad_token_id
     from sfteval.trainer.loss import supports_logits_to_keep, token_mean_loss
-    from transformers import PrinterCallback, ProgressCallback, Trainer
-    from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     console = console or Console()

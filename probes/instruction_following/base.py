@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sfteval.errors import UserError
-from sfteval.registry import Registry
+from sfteval.core.errors import UserError
+from sfteval.core.registry import Registry
 
 #: IFEval's two comparison relations: "less than" means count < N, "at least" means count >= N.
 RELATIONS = ("less than", "at least")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 
 from .checkers import RELATIONS, get_checker, instruction_ids
 from .conflicts import compatible

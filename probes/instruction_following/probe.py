@@ -10,69 +10,37 @@ IFEval-format file.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
-from sfteval.probes.base import (
-    EngineResult,
-    MetricSpec,
-    PlannedRequest,
-    Probe,
-    ProbeContext,
-    ProbeParams,
-    register_probe,
-)
 
 from sfteval import stats
-from sfteval.engines.base import Generation, GenerationRequest
-from sfteval.records import ItemRecord
+from sfteval.core.metrics import MetricSpec
+from sfteval.core.records import ItemRecord
+from sfteval.core.requests import EngineResult, Generation, GenerationRequest
+from sfteval.core.shipped import resolve_data_path
+from sfteval.probes.base import GenerationParams, PlannedRequest, Probe, ProbeContext, register_probe
+from sfteval.probes.shared.loaders import existing_file, seeded_sample
+from sfteval.probes.shared.params import ServingParams, serving_templates
 from sfteval.templates import Message, get_template
 
 from .evaluate import PromptEvaluation, evaluate_prompt
 from .prompts import IFPrompt, load_prompts
 
 
-class InstructionFollowingParams(ProbeParams):
+class InstructionFollowingParams(GenerationParams, ServingParams):
     """Parameters of the instruction_following probe (suite YAML)."""
 
     prompts: str | None = Field(
         default=None,
         description="IFEval-format input_data.jsonl (relative to the suite file); None = sfteval's composed set.",
     )
-    limit: int | None = Field(default=None, ge=1, description="At most this many prompts (a seeded sample).")
-    templates: tuple[str, ...] | None = Field(
-        default=None,
-        min_length=1,
-        description="Serving templates; None = the training template, else native (or alpaca without one).",
-    )
-    max_new_tokens: int | None = Field(
-        default=None, ge=1, description="None = the suite's generation setting."
-    )
-
-    @field_validator("templates")
-    @classmethod
-    def _known_templates(cls, templates: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        from sfteval.templates import check_template_names
-
-        check_template_names(templates)
-        return templates
 
     @field_validator("prompts")
     @classmethod
     def _prompt_file_exists(cls, prompts: str | None, info: ValidationInfo) -> str | None:
-        suite_dir = (info.context or {}).get("suite_dir")
-        if prompts is not None and suite_dir is not None and not resolve_path(prompts, suite_dir).is_file():
-            raise ValueError(f"prompt file {resolve_path(prompts, suite_dir)} not found")
-        return prompts
-
-
-def resolve_path(path: str, suite_dir: Path | None) -> Path:
-    """A data path from a suite: absolute as given, relative to the suite file's directory otherwise."""
-    candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() or suite_dir is None else Path(suite_dir) / candidate
+        return existing_file(prompts, info)
 
 
 @register_probe
@@ -97,15 +65,14 @@ class InstructionFollowingProbe(Probe):
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
         """One greedy (or suite-temperature) generation per prompt and serving template."""
         prompts = self.prompts(context)
-        max_new_tokens = self.params.max_new_tokens or context.max_new_tokens
         planned = []
-        for name in self.templates(context):
+        for name in serving_templates(self.params.templates, context):
             template = get_template(name, context.tokenizer)
             for prompt in prompts:
                 request = GenerationRequest(
                     prompt=template.render_prompt([Message("user", prompt.prompt)]),
-                    max_new_tokens=max_new_tokens,
-                    temperature=context.temperature,
+                    max_new_tokens=self.generation.max_new_tokens,
+                    temperature=self.generation.temperature,
                     seed=context.seed,
                     stop=template.stop_strings,
                 )
@@ -160,22 +127,9 @@ class InstructionFollowingProbe(Probe):
 
     def prompts(self, context: ProbeContext) -> list[IFPrompt]:
         """The prompt set, cut to `limit` prompts by a seeded sample that keeps the file's order."""
-        source = resolve_path(self.params.prompts, context.suite_dir) if self.params.prompts else None
+        source = resolve_data_path(self.params.prompts, context.suite_dir) if self.params.prompts else None
         prompts = load_prompts(str(source) if source is not None else None)
-        limit = self.params.limit
-        if limit is None or limit >= len(prompts):
-            return prompts
-        chosen = sorted(random.Random(context.seed).sample(range(len(prompts)), limit))
-        return [prompts[index] for index in chosen]
-
-    def templates(self, context: ProbeContext) -> tuple[str, ...]:
-        """Serving templates: as configured, else the training template, else native (alpaca without one)."""
-        if self.params.templates:
-            return self.params.templates
-        if context.train_template:
-            return (context.train_template,)
-        has_chat_template = bool(getattr(context.tokenizer, "chat_template", None))
-        return ("native",) if has_chat_template else ("alpaca",)
+        return seeded_sample(prompts, self.params.limit, context.seed)
 
 
 def _accuracy(verdicts: list[float], clusters: list[str]) -> stats.Estimate:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 
 from .checkers import get_checker
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 
 
 class DiffFormat(str, Enum):

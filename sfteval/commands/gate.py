@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from sfteval.report.schema import Report
+    from sfteval.core.report import Report
 
 PolicyOption = Annotated[
     str,
@@ -40,8 +40,8 @@ def gate_command(
     """Check every rule of the policy on the run's variants; exit 1 when a fail-rule breaks, 2 on bad input."""
     from rich.console import Console
 
+    from sfteval.core.report import load_report
     from sfteval.report.gate import apply_gate, load_policy
-    from sfteval.report.schema import load_report
 
     report = load_report(run_dir)
     gated = apply_gate(report, load_policy(policy))

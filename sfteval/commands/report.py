@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -65,7 +65,7 @@ def show_report(run_dir: Path, html: Path | None, console: Console) -> None:
     """Render one run's report, its gate verdicts, and optionally its HTML page."""
     from rich.text import Text
 
-    from sfteval.report.schema import load_report
+    from sfteval.core.report import load_report
     from sfteval.report.terminal import render_report
 
     report = load_report(run_dir)

@@ -11,11 +11,11 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from sfteval.core.errors import UserError
 from sfteval.engines.config import EngineConfig
-from sfteval.errors import UserError
 
 if TYPE_CHECKING:
-    from sfteval.runner import Shard
+    from sfteval.core.shard import Shard
 
 DEFAULT_SUITE = "quick"
 RUNS_DIR = Path("sfteval-runs")
@@ -69,6 +69,22 @@ def run(
             "join the run dirs with `sfteval report --merge`.",
         ),
     ] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-new-tokens",
+            min=1,
+            help="Tokens generated per request by every generating probe (over the suite and its probes).",
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            "--temperature",
+            min=0.0,
+            help="Sampling temperature of every probe that allows sampling (0 = greedy; over the suite).",
+        ),
+    ] = None,
     engine_arg: Annotated[
         list[str] | None,
         typer.Option(
@@ -80,12 +96,15 @@ def run(
 ) -> None:
     """Probe base and every checkpoint in CKPT with a suite; write report.json, items.jsonl and run.log."""
     from sfteval.commands.gate import finish_gate
+    from sfteval.core.generation import GenerationOverrides
+    from sfteval.core.report import REPORT_FILE, save_report
+    from sfteval.core.run_info import ITEMS_FILE
+    from sfteval.core.shard import Shard
     from sfteval.report.gate import apply_gate, load_policy
     from sfteval.report.html import HTML_FILE, write_html
     from sfteval.report.items import load_items
-    from sfteval.report.schema import ITEMS_FILE, REPORT_FILE, save_report
     from sfteval.report.terminal import render_report
-    from sfteval.runner import RunConfig, Shard, run_suite
+    from sfteval.runner import RunConfig, run_suite
     from sfteval.suite import load_suite
     from sfteval.templates import TEMPLATES
 
@@ -115,6 +134,7 @@ def run(
         limit=limit,
         cache_path=cache,
         shard=share,
+        generation=GenerationOverrides(max_new_tokens=max_new_tokens, temperature=temperature),
     )
     result = run_suite(config, console)
     report = result.report if policy is None else apply_gate(result.report, policy)

@@ -1,41 +1,38 @@
-"""Engine registry: names -> factories that build one engine per variant. Backends import lazily (no torch here)."""
+"""Engines: names -> factories that build one engine per variant, found by scanning this package.
+
+Each engine is a subpackage whose `__init__` registers a factory with `@register_engine("name")`; the factory imports
+the backend lazily, so importing this package (and scanning it) never imports torch or vLLM.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
-from typing import Protocol
 
-from sfteval.engines.base import Engine
+from sfteval.core.registry import Registry
+from sfteval.engines.base import EngineFactory
 from sfteval.engines.config import EngineConfig
-from sfteval.registry import Registry
-from sfteval.variants import Variant
+
+FactoryMaker = Callable[[EngineConfig], EngineFactory]
+ENGINES: Registry[FactoryMaker] = Registry("engine")
 
 
-class EngineFactory(Protocol):
-    """Builds engines for variants, sharing what it can between them (a loaded base model, a server)."""
-
-    def engine(self, variant: Variant) -> Engine: ...
-
-    def close(self) -> None: ...
-
-
-ENGINES: Registry[Callable[[EngineConfig], EngineFactory]] = Registry("engine")
-
-
-@ENGINES.register("hf")
-def _make_hf_factory(config: EngineConfig) -> EngineFactory:
-    from sfteval.engines.hf import HFEngineFactory
-
-    return HFEngineFactory(config)
-
-
-@ENGINES.register("vllm")
-def _make_vllm_factory(config: EngineConfig) -> EngineFactory:
-    from sfteval.engines.vllm import make_factory
-
-    return make_factory(config)
+def register_engine(name: str) -> Callable[[FactoryMaker], FactoryMaker]:
+    """Decorator for an engine package's factory maker: makes the engine nameable with `--engine NAME`."""
+    return ENGINES.register(name)
 
 
 def make_engine_factory(name: str, config: EngineConfig) -> EngineFactory:
     """The factory of the engine registered as `name` (UserError with a suggestion when unknown)."""
     return ENGINES.get(name)(config)
+
+
+def _import_engine_packages() -> None:
+    """Import every engine subpackage: each registers its factory maker."""
+    for module in pkgutil.iter_modules(__path__):
+        if module.ispkg:
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_engine_packages()

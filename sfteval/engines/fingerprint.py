@@ -15,7 +15,7 @@ import struct
 from collections.abc import Sequence
 from pathlib import Path
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 
 FILE_SAMPLE_BYTES = 64 * 1024
 TENSOR_SAMPLE_BYTES = 4 * 1024

@@ -1,42 +1,5 @@
-"""Reports: the versioned schema (report.json), building it from item records, and rendering it.
+"""Reports: building one from item records (`build`), and rendering it (terminal, HTML, diff, gate, merge).
 
-Only the schema is re-exported here, so that probes can import `Finding` without importing the report builder
-(which imports the probe protocol). Build with `sfteval.report.build.build_report`; render with
-`sfteval.report.terminal.render_report`.
+The report's data model lives in the core (`sfteval.core.report`, `sfteval.core.results`, `sfteval.core.run_info`),
+so probes, the runner and every renderer share it without importing this package.
 """
-
-from sfteval.report.schema import (
-    SCHEMA_VERSION,
-    CandidateScore,
-    CellResult,
-    ComparisonResult,
-    Finding,
-    MetricInfo,
-    MetricValue,
-    ProbeResult,
-    Recommendation,
-    Report,
-    RunInfo,
-    StatsSettings,
-    VariantInfo,
-    load_report,
-    save_report,
-)
-
-__all__ = [
-    "SCHEMA_VERSION",
-    "CandidateScore",
-    "CellResult",
-    "ComparisonResult",
-    "Finding",
-    "MetricInfo",
-    "MetricValue",
-    "ProbeResult",
-    "Recommendation",
-    "Report",
-    "RunInfo",
-    "StatsSettings",
-    "VariantInfo",
-    "load_report",
-    "save_report",
-]

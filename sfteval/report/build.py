@@ -1,8 +1,8 @@
 """Build a Report from item records: per-cell metrics with CIs, paired comparisons, Holm, findings, recommendation.
 
 Per (probe, template, metric), each non-base variant is compared with base and with the previous non-base variant
-in run order, on items paired by `item_id` (diagnostics.md §6.3). All comparisons of the report form one Holm
-family. A metric declared in `Probe.metrics` whose name `summarize()` returns is a probe-level summary: it is
+in run order, on items paired by `item_id` (diagnostics.md §6.3). Holm corrects each probe's comparisons against
+one reference kind (vs base, vs previous epoch) as one family. A metric declared in `Probe.metrics` whose name `summarize()` returns is a probe-level summary: it is
 reported with the declaration's direction but not compared per item.
 """
 
@@ -13,30 +13,25 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from sfteval import stats
-from sfteval.errors import UserError
-from sfteval.probes.base import MetricSpec, Probe
-from sfteval.records import ItemRecord
-from sfteval.report.findings import (
-    ProbeSlice,
-    comparison_findings,
-    incomplete_run_finding,
-    ordered,
-    probe_findings,
-)
-from sfteval.report.recommend import recommend
-from sfteval.report.schema import (
+from sfteval.core.errors import UserError
+from sfteval.core.metrics import MetricSpec
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import Report
+from sfteval.core.results import (
     CellResult,
     ComparisonResult,
     Direction,
     MetricInfo,
     MetricValue,
     ProbeResult,
-    Report,
-    RunInfo,
-    StatsSettings,
+    ProbeSlice,
 )
+from sfteval.core.run_info import RunInfo, StatsSettings
+from sfteval.core.variants import BASE
+from sfteval.probes.base import Probe
+from sfteval.report.findings import comparison_findings, incomplete_run_finding, ordered, probe_findings
+from sfteval.report.recommend import recommend
 
-BASE = "base"
 # Keeps the power note meaningful when the reference scores 0% or 100% (the formula would give 0 points).
 _MDE_BASELINE_RANGE = (0.05, 0.95)
 

@@ -12,9 +12,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sfteval.records import ItemRecord
-from sfteval.report.formatting import format_interval, format_value
-from sfteval.report.schema import MetricInfo, ProbeResult, Report
+from sfteval.core.formatting import format_interval, format_value
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import Report
+from sfteval.core.results import MetricInfo, ProbeResult
 from sfteval.report.svg import (
     BETTER,
     WORSE,

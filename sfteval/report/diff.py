@@ -22,10 +22,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sfteval import stats
-from sfteval.errors import UserError
-from sfteval.records import ItemRecord
+from sfteval.core.errors import UserError
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import Report, load_report
+from sfteval.core.results import Direction, MetricInfo, MetricValue, ProbeResult
 from sfteval.report.items import load_run_items, report_file
-from sfteval.report.schema import Direction, MetricInfo, MetricValue, ProbeResult, Report, load_report
 from sfteval.report.unpaired import Sample, independent_bootstrap, normal_from_intervals
 
 DiffMode = Literal["paired", "unpaired"]

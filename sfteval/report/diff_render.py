@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sfteval.core.formatting import MISSING, format_delta, format_interval, format_p, format_value
 from sfteval.report.diff import DiffReport, DiffRow
-from sfteval.report.formatting import MISSING, format_delta, format_interval, format_p, format_value
 
 _DIRECTION_STYLES = {"better": "green", "worse": "red", "neutral": "dim"}
 _DIRECTION_WORDS = {"better": "better", "worse": "worse", "neutral": ""}

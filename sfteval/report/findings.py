@@ -1,40 +1,22 @@
 """Findings: plain sentences about what changed, from significant headline comparisons and from probes themselves.
 
 Generic findings come from every Holm-significant comparison of a headline metric (warning when it got worse by at
-least the metric's `negligible` amount, info otherwise). A probe adds its own by defining a `findings(report_slice)`
-method (the `FindingSource` protocol, checked with isinstance, no registration needed): it receives a `ProbeSlice`
-with its results, comparisons and item records, and returns `Finding`s (import it from `sfteval.report.schema`).
+least the metric's `negligible` amount, info otherwise). A probe adds its own through `Probe.findings(report_slice)`:
+it receives a `ProbeSlice` (`sfteval.core.results`) with its results, comparisons and item records, and returns
+`Finding`s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
-from sfteval.records import ItemRecord
-from sfteval.report.formatting import format_magnitude, format_p, format_value
-from sfteval.report.schema import ComparisonResult, Finding, ProbeResult, RunInfo
+from sfteval.core.formatting import format_magnitude, format_p, format_value
+from sfteval.core.results import ComparisonResult, Finding, ProbeResult, ProbeSlice
+from sfteval.core.run_info import RunInfo
+from sfteval.probes.base import Probe
 
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 _CHANGE_WORDS = {"worse": "regression", "better": "improvement", "neutral": "change"}
-
-
-@dataclass(frozen=True)
-class ProbeSlice:
-    """The part of a report a probe sees when it contributes findings."""
-
-    run: RunInfo
-    result: ProbeResult
-    comparisons: tuple[ComparisonResult, ...]
-    records: tuple[ItemRecord, ...]
-
-
-@runtime_checkable
-class FindingSource(Protocol):
-    """A probe that explains its own results in sentences (optional; e.g. "epoch-3 opens 80% of answers with …")."""
-
-    def findings(self, report_slice: ProbeSlice) -> list[Finding]: ...
 
 
 def comparison_findings(
@@ -49,11 +31,9 @@ def comparison_findings(
     ]
 
 
-def probe_findings(source: object, report_slice: ProbeSlice) -> list[Finding]:
-    """The findings a probe contributes, or none when it does not implement `FindingSource`."""
-    if not isinstance(source, FindingSource):
-        return []
-    contributed = list(source.findings(report_slice))
+def probe_findings(probe: Probe, report_slice: ProbeSlice) -> list[Finding]:
+    """The findings a probe contributes about its own results (checked to be Findings)."""
+    contributed = list(probe.findings(report_slice))
     wrong = [finding for finding in contributed if not isinstance(finding, Finding)]
     if wrong:
         raise TypeError(f"probe {report_slice.result.name!r} returned {type(wrong[0]).__name__}, not Finding")

@@ -20,19 +20,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sfteval.errors import UserError
-from sfteval.report.formatting import format_magnitude, format_p, format_value
+from sfteval.core.errors import UserError
+from sfteval.core.formatting import format_magnitude, format_p, format_value
+from sfteval.core.report import GateCheck, GateCheckKind, GateResult, Report
+from sfteval.core.results import MetricInfo, ProbeResult
+from sfteval.core.shipped import resolve_shipped
+from sfteval.core.variants import BASE
+from sfteval.core.yaml_source import compose_yaml, located_error, node_at, node_line
 from sfteval.report.recommend import recommend
-from sfteval.report.schema import GateCheck, GateCheckKind, GateResult, MetricInfo, ProbeResult, Report
-from sfteval.suite import located_error, node_at, node_line, reject_duplicate_keys, suite_directories
 
 DEFAULT_POLICY = "default"
-BASE = "base"
 CHECK_KINDS: tuple[GateCheckKind, ...] = ("min", "max", "max_drop", "min_gain", "not_worse_than_base")
 # Values come from finite item sets (e.g. 0.75 − 0.8 = −0.05000000000000004): a bound is met within this.
 _TOLERANCE = 1e-9
@@ -105,16 +106,7 @@ class LoadedPolicy:
 
 def resolve_policy(source: str | Path) -> Path:
     """A policy file path, or the name of a shipped policy (suites/gates/NAME.yaml)."""
-    path = Path(source)
-    if path.is_file():
-        return path
-    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
-        raise UserError(f"{path}: gate policy file not found")
-    for directory in suite_directories():
-        candidate = directory / "gates" / f"{source}.yaml"
-        if candidate.is_file():
-            return candidate
-    raise UserError(f"unknown gate policy {str(source)!r} (not a file, not a shipped policy)")
+    return resolve_shipped(source, "gates", "gate policy")
 
 
 def load_policy(source: str | Path) -> LoadedPolicy:
@@ -129,7 +121,7 @@ def load_policy(source: str | Path) -> LoadedPolicy:
 
 def parse_policy(text: str, path: Path) -> LoadedPolicy:
     """Validate policy YAML: schema, unique rule names, registered probes and declared metrics."""
-    root, data = _compose(text, path)
+    root, data = compose_yaml(text, path, "gate policy")
     if not isinstance(data, dict):
         raise UserError(f"{path}:{node_line(root)}: a gate policy must be a YAML mapping with a `rules` list")
     try:
@@ -145,25 +137,6 @@ def parse_policy(text: str, path: Path) -> LoadedPolicy:
         seen.add(rule.name)
         _check_names(rule, where)
     return LoadedPolicy(path=path, policy=policy, rule_lines=lines)
-
-
-def _compose(text: str, path: Path) -> tuple[yaml.Node, Any]:
-    """The YAML node tree (with line marks) and its data; syntax errors and duplicate keys name the line."""
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            raise UserError(f"{path}: the gate policy is empty")
-        reject_duplicate_keys(root, path)
-        return root, loader.construct_document(root)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{path}{line}: invalid YAML ({error.problem or error.context})") from None
-    except yaml.YAMLError as error:
-        raise UserError(f"{path}: invalid YAML ({error})") from None
-    finally:
-        loader.dispose()
 
 
 def _check_names(rule: GateRule, where: str) -> None:

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sfteval.core.formatting import MISSING, format_p, format_value
+from sfteval.core.report import GateCheck, GateResult, Report
 from sfteval.report.diff_render import markdown_cell
-from sfteval.report.formatting import MISSING, format_p, format_value
-from sfteval.report.schema import GateCheck, GateResult, Report
 
 _VERDICT_STYLES = {"pass": "green", "fail": "bold red", "warn": "yellow", "skipped": "dim"}
 _VERDICT_MARKS = {"pass": "✔", "fail": "✖", "warn": "▲", "skipped": "–"}

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from sfteval.errors import UserError
-from sfteval.records import ItemRecord
+from sfteval.core.errors import UserError
+from sfteval.core.formatting import format_delta, format_interval, format_number, format_value
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import GateResult, Report
+from sfteval.core.results import ProbeResult
 from sfteval.report.charts import Chart, probe_charts
-from sfteval.report.formatting import format_delta, format_interval, format_number, format_value
 from sfteval.report.html_style import STYLESHEET
 from sfteval.report.samples import SampleItem, sample_outputs
-from sfteval.report.schema import GateResult, ProbeResult, Report
 
 HTML_FILE = "report.html"
 _SEVERITY_MARKS = {"error": "✖", "warning": "▲", "info": "●"}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sfteval.errors import UserError
-from sfteval.records import ItemRecord
-from sfteval.report.schema import REPORT_FILE, Report
+from sfteval.core.errors import UserError
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import REPORT_FILE, Report
 
 
 def report_file(path: Path) -> Path:

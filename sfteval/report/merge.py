@@ -4,8 +4,8 @@ Each shard's report.json and items.jsonl are read back. They must be the n shard
 run, after --limit), checkpoint dir, sfteval version, engine and engine settings (the device may differ: one GPU
 per shard), seed and training template; one directory per shard; no variant twice. Variants go back to discovery
 order (the k-th variant of shard i stood at k*n + i - 1) with their records in the order the shard wrote them, and
-the report is rebuilt by the runner's own `report_of_run`, so comparisons vs base and vs the previous epoch, the
-Holm family, findings and the recommendation span every variant, exactly as one unsharded run would give them.
+the report is rebuilt by `build_report`, as the runner builds it, so comparisons vs base and vs the previous epoch,
+the Holm families, findings and the recommendation span every variant, exactly as one unsharded run would give them.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sfteval.errors import UserError
-from sfteval.probes.base import Probe
-from sfteval.records import ItemRecord
+from sfteval.core.errors import UserError
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import Report, load_report
+from sfteval.core.run_info import RunInfo, VariantInfo
+from sfteval.core.shard import Shard
+from sfteval.probes.base import PROBES, Probe
+from sfteval.report.build import build_report
 from sfteval.report.items import items_path, load_items, report_file
-from sfteval.report.schema import Report, RunInfo, VariantInfo, load_report
-from sfteval.runner import Shard, report_of_run
 
 # RunInfo fields every shard of one run shares (engine_config is compared without its device).
 SAME_RUN_FIELDS = (
@@ -76,7 +78,7 @@ def merge_shards(directories: Sequence[Path]) -> MergedRun:
         record for _, variant, shard in placed for record in shard.records if record.variant == variant.name
     )
     run = _merged_run(shards, tuple(variant for _, variant, _ in placed))
-    report = report_of_run(run, records, probes_of(run, shards[0].report_path))
+    report = build_report(run, records, probes_of(run, shards[0].report_path), seed=run.seed)
     incomplete = tuple(shard for shard in shards if not shard.report.run.complete)
     return MergedRun(report=report, records=records, incomplete=incomplete)
 
@@ -124,8 +126,6 @@ def check_shards(shards: Sequence[ShardRun]) -> None:
 
 def probes_of(run: RunInfo, where: Path) -> dict[str, Probe]:
     """The probes the run used, rebuilt from the effective parameters its report saved (`run.suite.probes`)."""
-    from sfteval.probes import PROBES
-
     probes: dict[str, Probe] = {}
     for name, params in (run.suite.get("probes") or {}).items():
         try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sfteval.report.schema import CandidateScore, MetricInfo, ProbeResult, Recommendation, RunInfo
+from sfteval.core.report import CandidateScore, Recommendation
+from sfteval.core.results import MetricInfo, ProbeResult
+from sfteval.core.run_info import RunInfo
 
 PREFERRED_PROBE = "instruction_following"
 # Scores closer than this are a tie (they come from the same finite item set, so real ties are exact).

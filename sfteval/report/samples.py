@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sfteval.records import ItemRecord
-from sfteval.report.formatting import format_number
+from sfteval.core.formatting import format_number
+from sfteval.core.records import ItemRecord
 
 MAX_CHARACTERS = 2000
 

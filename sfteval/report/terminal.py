@@ -12,15 +12,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from sfteval.report.formatting import format_delta, format_interval, format_number, format_value
-from sfteval.report.schema import (
-    CellResult,
-    ComparisonResult,
-    Finding,
-    MetricInfo,
-    ProbeResult,
-    Report,
-)
+from sfteval.core.formatting import format_delta, format_interval, format_number, format_value
+from sfteval.core.report import Report
+from sfteval.core.results import CellResult, ComparisonResult, Finding, MetricInfo, ProbeResult
 
 _DIRECTION_STYLES = {"better": "green", "worse": "red", "neutral": "dim"}
 _SIGNIFICANT_STYLES = {"better": "bold green", "worse": "bold red", "neutral": "bold"}

@@ -9,17 +9,17 @@ import sys
 
 import pytest
 import tiny
+from typer.testing import CliRunner
+
+from sfteval.cli import app
+from sfteval.templates import Message, get_template
+from sfteval.tokenization import IGNORE_INDEX, TokenizedExample
 from sfteval.trainer.data import Conversation
 from sfteval.trainer.encode import EncodedRow, EncodeSettings, encode_row
 from sfteval.trainer.lint.config import LintConfig, load_lint_config
 from sfteval.trainer.lint.data_checks import tokenizer_findings
 from sfteval.trainer.lint.mask_checks import check_row, mask_context
 from sfteval.trainer.lint.run import run_lint
-from typer.testing import CliRunner
-
-from sfteval.cli import app
-from sfteval.templates import Message, get_template
-from sfteval.tokenization import IGNORE_INDEX, TokenizedExample
 
 
 def lint(tiny_model_dir, data, **settings):

@@ -7,10 +7,11 @@ import random
 import pytest
 import torch
 from conftest import write_jsonl
+from test_trainer_run import varied_rows
+
 from sfteval.trainer.collate import ExampleDataset, length_grouped_order
 from sfteval.trainer.loss import token_mean_loss, trained_positions
 from sfteval.trainer.train import run_training
-from test_trainer_run import varied_rows
 
 
 def padding(lengths, order, group_size):

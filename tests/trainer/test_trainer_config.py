@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from sfteval.core.errors import UserError
 from sfteval.trainer.config import DEFAULT_LORA_TARGETS, TrainConfig, load_train_config
 from sfteval.trainer.lint.config import load_lint_config
-
-from sfteval.errors import UserError
 
 
 def write_yaml(tmp_path: Path, text: str) -> Path:

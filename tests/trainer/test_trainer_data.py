@@ -6,10 +6,10 @@ import json
 
 import pytest
 from conftest import write_jsonl
-from sfteval.trainer.data import load_data_file, load_data_files
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
 from sfteval.templates import Message
+from sfteval.trainer.data import load_data_file, load_data_files
 
 EXPECTED = (Message("user", "Name a colour."), Message("assistant", "Blue."))
 

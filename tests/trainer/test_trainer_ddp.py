@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
-from sfteval.trainer.train import run_training
 from test_trainer_run import varied_rows
+
+from sfteval.trainer.train import run_training
 
 TOLERANCE = 1e-4
 

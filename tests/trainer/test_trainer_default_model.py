@@ -6,12 +6,12 @@ import json
 
 import pytest
 from conftest import write_jsonl
+
+from sfteval.discovery import MANIFEST_NAME, discover
 from sfteval.trainer.config import TrainConfig
 from sfteval.trainer.lint.config import LintConfig
 from sfteval.trainer.lint.run import run_lint
 from sfteval.trainer.train import run_training
-
-from sfteval.discovery import MANIFEST_NAME, discover
 
 pytestmark = pytest.mark.slow
 

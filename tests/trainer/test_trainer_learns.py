@@ -11,12 +11,12 @@ import json
 
 import torch
 from conftest import write_jsonl
-from sfteval.trainer.train import run_training
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sfteval.discovery import MANIFEST_NAME
 from sfteval.templates import Message, get_template
 from sfteval.tokenization import encode_text
+from sfteval.trainer.train import run_training
 
 SOUNDS = {"cat": "meow", "dog": "woof", "bird": "tweet", "cow": "moo", "duck": "quack"}
 COLOURS = ["red", "green", "blue", "black", "white", "pink", "grey", "gold"]

@@ -10,12 +10,12 @@ import pytest
 import tiny
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sfteval.trainer.collate import PaddingCollator
-from sfteval.trainer.data import Conversation
-from sfteval.trainer.encode import EncodeSettings, encode_row, encode_rows
 
 from sfteval.templates import Message, get_template, template_names
 from sfteval.tokenization import IGNORE_INDEX, trained_text
+from sfteval.trainer.collate import PaddingCollator
+from sfteval.trainer.data import Conversation
+from sfteval.trainer.encode import EncodeSettings, encode_row, encode_rows
 
 TEXT = st.text(alphabet=st.sampled_from(list("abcdefgh xyz.,!?'-\n0123456789éü中")), max_size=24)
 SETTINGS = EncodeSettings(train_on="all", max_seq_len=4096, truncation="drop")

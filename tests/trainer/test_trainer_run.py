@@ -10,10 +10,10 @@ import sys
 
 import pytest
 from conftest import write_jsonl
-from sfteval.trainer.train import run_training
 
+from sfteval.core.errors import UserError
 from sfteval.discovery import MANIFEST_NAME, discover
-from sfteval.errors import UserError
+from sfteval.trainer.train import run_training
 
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 WORDS = "red green blue cat dog bird river city one two three".split()
@@ -171,6 +171,7 @@ def test_rows_without_trained_tokens_are_refused(tmp_path, tiny_train_config):
 )
 def test_auto_precision_follows_the_cpu(monkeypatch, cuda, flags, expected):
     import torch
+
     from sfteval.trainer import resources
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sfteval.trainer.config import TrainConfig, read_yaml_config, validate_config
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
+from sfteval.trainer.config import TrainConfig, read_yaml_config, validate_config
 
 
 class LintConfig(BaseModel):

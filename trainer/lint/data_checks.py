@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sfteval.trainer.data import Conversation
-from sfteval.trainer.lint.findings import Finding, Table, finding
-from sfteval.trainer.summaries import response_openings
-
 from sfteval.templates import Template
+from sfteval.trainer.data import Conversation
+from sfteval.trainer.lint.results import LintFinding, Table, finding
+from sfteval.trainer.summaries import response_openings
 
 OPENING_SHARE_WARNING = 0.25
 OPENING_MIN_COUNT = 5
@@ -52,23 +51,23 @@ TASK_PATTERNS = (
 )
 
 
-def tokenizer_findings(tokenizer: Any, template: Template, model_path: Path) -> list[Finding]:
+def tokenizer_findings(tokenizer: Any, template: Template, model_path: Path) -> list[LintFinding]:
     """Pad == EOS risk and a template terminator that generation would not stop on."""
-    found: list[Finding] = []
+    found: list[LintFinding] = []
     if tokenizer.pad_token_id is not None and tokenizer.pad_token_id == tokenizer.eos_token_id:
-        found.append(Finding(
+        found.append(LintFinding(
             check="pad_eq_eos", level="warning", count=1, examples=[],
             message=f"pad token == EOS ({tokenizer.eos_token!r}): sfteval masks padding by position, but collators "
             "that mask labels equal to pad_token_id would never train the EOS",
         ))  # fmt: skip
     ids = tokenizer(template.terminator, add_special_tokens=False)["input_ids"] if template.terminator else []
     if len(ids) != 1:
-        found.append(Finding(
+        found.append(LintFinding(
             check="terminator_not_single_token", level="warning", count=1, examples=[],
             message=f"the terminator {template.terminator!r} is {len(ids)} tokens, not one special token",
         ))  # fmt: skip
     elif ids[0] not in _generation_stop_ids(tokenizer, model_path):
-        found.append(Finding(
+        found.append(LintFinding(
             check="terminator_not_eos", level="warning", count=1, examples=[],
             message=f"the trained terminator {template.terminator!r} is not an EOS id of the model's generation "
             "config: plain generate() will not stop on it (serve with the template's stop strings)",
@@ -96,7 +95,7 @@ def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def duplicate_findings(conversations: Sequence[Conversation]) -> list[Finding | None]:
+def duplicate_findings(conversations: Sequence[Conversation]) -> list[LintFinding | None]:
     """Exact duplicate rows, prompts with conflicting responses, and near-duplicate rows."""
     by_row: dict[tuple[str, str], list[str]] = defaultdict(list)
     by_prompt: dict[str, set[str]] = defaultdict(set)
@@ -157,14 +156,14 @@ def _jaccard(first: set[int], second: set[int]) -> float:
     return len(first & second) / len(first | second)
 
 
-def opening_findings(responses: Sequence[str]) -> tuple[list[Finding | None], Table]:
+def opening_findings(responses: Sequence[str]) -> tuple[list[LintFinding | None], Table]:
     """The share of the most common multi-word opening (spurious-prefix risk), and the top openings table."""
     openings = response_openings(responses)
     multi_word = [item for item in openings if item["words"] >= 2 and item["count"] >= OPENING_MIN_COUNT]
     top = max(multi_word, key=lambda item: item["share"], default=None)
     found = None
     if top is not None and top["share"] >= OPENING_SHARE_WARNING:
-        found = Finding(
+        found = LintFinding(
             check="opening_concentration", level="warning", count=top["count"], examples=[],
             message=f"{top['share']:.0%} of responses open with {top['opening']!r}: a model may learn this prefix "
             "for every prompt (spurious-prefix risk)",
@@ -178,7 +177,7 @@ def opening_findings(responses: Sequence[str]) -> tuple[list[Finding | None], Ta
     )
 
 
-def stock_phrase_findings(responses: Sequence[str]) -> tuple[list[Finding | None], Table]:
+def stock_phrase_findings(responses: Sequence[str]) -> tuple[list[LintFinding | None], Table]:
     """Rates of boilerplate phrases typical of distilled data."""
     lowered = [response.lower() for response in responses]
     counts = {phrase: sum(phrase.lower() in text for text in lowered) for phrase in STOCK_PHRASES}
@@ -187,7 +186,7 @@ def stock_phrase_findings(responses: Sequence[str]) -> tuple[list[Finding | None
     found = None
     if frequent:
         listed = ", ".join(f"{phrase!r} {counts[phrase] / total:.0%}" for phrase in frequent)
-        found = Finding(
+        found = LintFinding(
             check="stock_phrases", level="warning", count=len(frequent), examples=[],
             message=f"boilerplate typical of distilled data: {listed}",
         )  # fmt: skip

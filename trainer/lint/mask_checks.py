@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sfteval.trainer.encode import EncodedRow, EncodeSettings
-
 from sfteval.templates import Segment, Template, all_markers
 from sfteval.tokenization import IGNORE_INDEX, TokenizedExample, tokenize_segments
+from sfteval.trainer.encode import EncodedRow, EncodeSettings
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
-from sfteval.trainer.lint.findings import LintReport, ShownRow
 
-from sfteval.errors import UserError
+from sfteval.core.errors import UserError
+from sfteval.trainer.lint.results import LintReport, ShownRow
 
 LEVEL_STYLES = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 

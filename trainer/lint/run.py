@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from sfteval.tokenization import IGNORE_INDEX
 from sfteval.trainer.data import load_data_files
 from sfteval.trainer.encode import EncodedRow, EncodeSettings, encode_rows
 from sfteval.trainer.lint import data_checks
 from sfteval.trainer.lint.config import LintConfig
-from sfteval.trainer.lint.findings import Finding, Level, LintReport, ShownRow, finding
 from sfteval.trainer.lint.mask_checks import MaskContext, RowCheck, check_row, mask_context
+from sfteval.trainer.lint.results import Level, LintFinding, LintReport, ShownRow, finding
 from sfteval.trainer.resources import load_tokenizer, resolve_model_path, resolve_template
 from sfteval.trainer.summaries import trained_responses
-
-from sfteval.tokenization import IGNORE_INDEX
 
 # Per-row checks: level and what the finding means ({terminator} and {max_seq_len} are filled in).
 ROW_CHECKS: dict[str, tuple[Level, str]] = {
@@ -104,7 +103,7 @@ def run_lint(config: LintConfig, show: int = 0) -> LintReport:
 
 def _row_findings(
     context: MaskContext, rows: Sequence[EncodedRow], checks: Sequence[RowCheck]
-) -> list[Finding | None]:
+) -> list[LintFinding | None]:
     by_check: dict[str, list[str]] = defaultdict(list)
     for row, check in zip(rows, checks, strict=True):
         if row.example is not None and row.example.num_trained == 0:

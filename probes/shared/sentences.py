@@ -1,0 +1,61 @@
+"""Small helpers for probes that explain their results in plain sentences (the report's `findings` hook)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sfteval.core.records import ItemRecord
+from sfteval.core.results import Finding
+
+
+def records_by_cell(records: Iterable[ItemRecord]) -> dict[tuple[str, str], list[ItemRecord]]:
+    """Records grouped by (variant, template), in first-seen order."""
+    cells: dict[tuple[str, str], list[ItemRecord]] = {}
+    for record in records:
+        cells.setdefault((record.variant, record.template), []).append(record)
+    return cells
+
+
+def cells_by_variant(result: Any) -> dict[tuple[str, str], Any]:
+    """A ProbeResult's cells keyed by (variant, template), in run order."""
+    return {(cell.variant, cell.template): cell for cell in result.cells}
+
+
+def summary_value(cell: Any, name: str) -> float | None:
+    """The value of metric `name` in a report cell, or None when the cell or value is missing."""
+    value = None if cell is None else cell.metric(name)
+    return None if value is None else value.value
+
+
+def percent(value: float) -> str:
+    """`74%` (whole percent; `<1%` for small non-zero shares, so they do not read as zero)."""
+    if 0 < value < 0.005:
+        return "<1%"
+    return f"{100 * value:.0f}%"
+
+
+def quoted(text: str, width: int = 60) -> str:
+    """Model text quoted for a sentence: newlines shown as \\n and long text cut with an ellipsis."""
+    shown = text.replace("\n", "\\n")
+    return repr(shown if len(shown) <= width else shown[: width - 1] + "…")
+
+
+def under(template: str, several: bool) -> str:
+    """` under chatml` when a probe ran several serving templates, else nothing."""
+    return f" under {template}" if several else ""
+
+
+def finding(
+    severity: Any, kind: str, message: str, probe: str, variant: str, metric: str, template: str
+) -> Finding:
+    """A Finding about one metric of one variant under one template."""
+    return Finding(
+        severity=severity,
+        kind=kind,
+        message=message,
+        probe=probe,
+        variant=variant,
+        metric=metric,
+        template=template,
+    )
