@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from sfteval.core.generation import (
+    DEFAULT_MAX_NEW_TOKENS,
     GenerationConfig,
     GenerationOverrides,
     GenerationPolicy,
@@ -27,7 +28,7 @@ from sfteval.core.generation import (
 from sfteval.core.metrics import MetricSpec
 from sfteval.core.records import ItemRecord
 from sfteval.core.registry import Registry
-from sfteval.core.requests import EngineRequest, EngineResult
+from sfteval.core.requests import EngineRequest, EngineResult, GenerationRequest
 from sfteval.core.results import Finding, ProbeSlice
 from sfteval.core.variants import Variant
 
@@ -94,6 +95,19 @@ class Probe(ABC):
         """The settings this probe generates with under a suite's defaults and command-line overrides."""
         requested = params.max_new_tokens if isinstance(params, GenerationParams) else None
         return resolve_generation(suite, cls.generation_policy, requested, overrides)
+
+    def generation_request(
+        self, prompt: str, context: ProbeContext, stop: tuple[str, ...], max_new_tokens: int | None = None
+    ) -> GenerationRequest:
+        """A request to continue `prompt` with this probe's generation settings (a probe that sizes generations
+        from its references passes `max_new_tokens` when the settings leave it open)."""
+        return GenerationRequest(
+            prompt=prompt,
+            max_new_tokens=self.generation.max_new_tokens or max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+            temperature=self.generation.temperature,
+            seed=context.seed,
+            stop=stop,
+        )
 
     @abstractmethod
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sfteval.core.errors import UserError
 from sfteval.core.generation import GenerationConfig, GenerationOverrides
 from sfteval.core.shipped import resolve_shipped, shipped_names
-from sfteval.core.yaml_source import compose_yaml, located_error, node_at, node_line
+from sfteval.core.yaml_source import compose_yaml, located_error, node_at, node_line, read_text
 from sfteval.probes.base import PROBES, Probe, ProbeParams
 
 
@@ -90,11 +90,7 @@ def resolve_suite(source: str | Path) -> Path:
 def load_suite(source: str | Path) -> Suite:
     """Read, parse and validate a suite (file path or shipped name); errors name the file and line."""
     path = resolve_suite(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read suite ({error})") from None
-    return parse_suite(text, path)
+    return parse_suite(read_text(path, "suite"), path)
 
 
 def parse_suite(text: str, path: Path) -> Suite:

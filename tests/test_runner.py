@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from fake_engine import ScriptedEngine, register_scripted
 from probe_fixtures import base_scored_probe
 from rich.console import Console
 from typer.testing import CliRunner
@@ -27,9 +28,7 @@ from sfteval.core.errors import UserError
 from sfteval.core.metrics import MetricSpec
 from sfteval.core.records import ItemRecord
 from sfteval.core.report import load_report
-from sfteval.core.requests import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
-from sfteval.core.variants import Variant
-from sfteval.engines import ENGINES
+from sfteval.core.requests import Generation, GenerationRequest, ScoreRequest
 from sfteval.engines.config import EngineConfig
 from sfteval.probes.base import PlannedRequest, Probe, ProbeContext, ProbeParams, register_probe
 from sfteval.runner import RunConfig, RunResult, run_suite
@@ -50,51 +49,20 @@ class Script:
 SCRIPT = Script()
 
 
-class FakeEngine:
+class FakeEngine(ScriptedEngine):
     """Deterministic answers that depend on the variant, so every variant's records differ."""
 
-    name = FAKE_ENGINE
-    tokenizer = None
+    def answer(self, request: GenerationRequest) -> Generation:
+        return Generation(f"{self.variant.name} says {request.prompt}", 4, "stop")
 
-    def __init__(self, variant: Variant) -> None:
-        self.variant = variant
-
-    @property
-    def fingerprint(self) -> str:
-        return f"fake:{self.variant.name}:{self.variant.path}"
-
-    def generate(
-        self, requests: Sequence[GenerationRequest], progress: ProgressCallback | None = None
-    ) -> list[Generation]:
-        self._compute(requests)
-        return [Generation(f"{self.variant.name} says {request.prompt}", 4, "stop") for request in requests]
-
-    def score(
-        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
-    ) -> list[Score]:
-        self._compute(requests)
-        penalty = 0.0 if self.variant.is_base else 0.5
-        return [Score(-len(r.continuation) - penalty, (-1.0,), False) for r in requests]
-
-    def _compute(self, requests: Sequence[GenerationRequest] | Sequence[ScoreRequest]) -> None:
+    def before(self, requests: Sequence[GenerationRequest] | Sequence[ScoreRequest]) -> None:
         for request in requests:
             if SCRIPT.interrupt_after is not None and len(SCRIPT.computed) >= SCRIPT.interrupt_after:
                 raise SCRIPT.error
             SCRIPT.computed.append((self.variant.name, request.key()))
 
 
-class FakeFactory:
-    def __init__(self, config: EngineConfig) -> None:
-        self.config = config
-
-    def engine(self, variant: Variant) -> FakeEngine:
-        return FakeEngine(variant)
-
-    def close(self) -> None:
-        pass
-
-
-ENGINES.add(FAKE_ENGINE, FakeFactory)
+register_scripted(FAKE_ENGINE, FakeEngine)
 
 
 class EchoParams(ProbeParams):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_engine import ScriptedEngine, register_scripted
 from probe_fixtures import base_scored_probe
 from rich.console import Console
 
@@ -26,10 +27,9 @@ from sfteval.core.errors import UserError
 from sfteval.core.metrics import MetricSpec
 from sfteval.core.records import ItemRecord
 from sfteval.core.report import load_report
-from sfteval.core.requests import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
+from sfteval.core.requests import Generation, GenerationRequest, ScoreRequest
 from sfteval.core.shard import Shard
 from sfteval.core.variants import Variant
-from sfteval.engines import ENGINES
 from sfteval.engines.config import EngineConfig
 from sfteval.probes.base import PlannedRequest, Probe, ProbeContext, register_probe
 from sfteval.runner import RunConfig, RunResult, run_suite
@@ -42,52 +42,20 @@ SOLVED = {"base": 4, "epoch-1": 10, "epoch-2": 15, "epoch-3": 8}
 INTERRUPT = {"after": None, "computed": 0}
 
 
-class ShardFakeEngine:
+class ShardFakeEngine(ScriptedEngine):
     """Answers 'yes' to question i when the variant solves it; scores depend on the variant (base scores higher)."""
 
-    name = FAKE_ENGINE
-    tokenizer = None
+    def answer(self, request: GenerationRequest) -> Generation:
+        solved = int(request.prompt.split()[-1]) < SOLVED[self.variant.name]
+        return Generation(f"{'yes' if solved else 'no'} from {self.variant.name}", 3, "stop")
 
-    def __init__(self, variant: Variant) -> None:
-        self.variant = variant
-
-    @property
-    def fingerprint(self) -> str:
-        return f"shard-fake:{self.variant.name}"
-
-    def generate(
-        self, requests: Sequence[GenerationRequest], progress: ProgressCallback | None = None
-    ) -> list[Generation]:
-        self._count(len(requests))
-        solved = SOLVED[self.variant.name]
-        answers = ["yes" if int(request.prompt.split()[-1]) < solved else "no" for request in requests]
-        return [Generation(f"{answer} from {self.variant.name}", 3, "stop") for answer in answers]
-
-    def score(
-        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
-    ) -> list[Score]:
-        self._count(len(requests))
-        penalty = 0.0 if self.variant.is_base else 0.5
-        return [Score(-len(request.continuation) - penalty, (-1.0,), False) for request in requests]
-
-    def _count(self, requests: int) -> None:
+    def before(self, requests: Sequence[GenerationRequest] | Sequence[ScoreRequest]) -> None:
         if INTERRUPT["after"] is not None and INTERRUPT["computed"] >= INTERRUPT["after"]:
             raise KeyboardInterrupt
-        INTERRUPT["computed"] += requests
+        INTERRUPT["computed"] += len(requests)
 
 
-class ShardFakeFactory:
-    def __init__(self, config: EngineConfig) -> None:
-        self.config = config
-
-    def engine(self, variant: Variant) -> ShardFakeEngine:
-        return ShardFakeEngine(variant)
-
-    def close(self) -> None:
-        pass
-
-
-ENGINES.add(FAKE_ENGINE, ShardFakeFactory)
+register_scripted(FAKE_ENGINE, ShardFakeEngine)
 
 
 @register_probe
@@ -376,7 +344,7 @@ def test_unreadable_or_unsharded_inputs_are_refused_naming_the_file(
     assert "--out" in one_line_error(code, err)
     (shards[1] / "items.jsonl").write_text('{"probe": \n')
     code, _, err = merge(monkeypatch, capsys, tmp_path / "merged", *shards)
-    assert "shard2/items.jsonl:1: invalid item record" in one_line_error(code, err)
+    assert "shard2/items.jsonl:1: invalid JSON" in one_line_error(code, err)
     (shards[1] / "items.jsonl").unlink()
     code, _, err = merge(monkeypatch, capsys, tmp_path / "merged", *shards)
     assert "shard2/items.jsonl: item records missing" in one_line_error(code, err)

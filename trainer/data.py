@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sfteval.core.errors import UserError
+from sfteval.core.jsonl import iter_jsonl
 from sfteval.templates import Message, messages_from_example
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -84,17 +85,10 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
     if suffix == ".parquet":
         yield from enumerate(_parquet_rows(path), start=1)
         return
-    text = _read_text(path)
     if suffix == ".json":
-        yield from enumerate(_json_rows(path, text), start=1)
+        yield from enumerate(_json_rows(path, _read_text(path)), start=1)
         return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}:{number}: malformed JSON line ({error.msg})") from None
+    yield from iter_jsonl(path, "training data")
 
 
 def _read_text(path: Path) -> str:

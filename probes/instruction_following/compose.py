@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sfteval.core.errors import UserError
+from sfteval.core.jsonl import read_jsonl
 
 from .checkers import RELATIONS, get_checker, instruction_ids
 from .conflicts import compatible
@@ -41,16 +42,13 @@ def load_base_tasks(path: str | None = None) -> list[BaseTask]:
     """Read base tasks (JSONL: id, kind, prompt, keywords with at least 2 entries)."""
     source = Path(path) if path is not None else BASE_TASKS
     tasks: list[BaseTask] = []
-    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for where, row in read_jsonl(source, "base tasks"):
         try:
-            row = json.loads(line)
             task = BaseTask(row["id"], row["kind"], row["prompt"], tuple(row["keywords"]))
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise UserError(f"{source}:{number}: malformed base task ({error})") from None
+        except (KeyError, TypeError) as error:
+            raise UserError(f"{where}: malformed base task ({error})") from None
         if len(task.keywords) < 2:
-            raise UserError(f"{source}:{number}: base task needs at least 2 keywords")
+            raise UserError(f"{where}: base task needs at least 2 keywords")
         tasks.append(task)
     return tasks
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from sfteval import stats
 from sfteval.core.metrics import MetricSpec
@@ -21,7 +21,7 @@ from sfteval.core.records import ItemRecord
 from sfteval.core.requests import EngineResult, Generation, GenerationRequest
 from sfteval.core.shipped import resolve_data_path
 from sfteval.probes.base import GenerationParams, PlannedRequest, Probe, ProbeContext, register_probe
-from sfteval.probes.shared.loaders import existing_file, seeded_sample
+from sfteval.probes.shared.loaders import DataFile, seeded_sample
 from sfteval.probes.shared.params import ServingParams, serving_templates
 from sfteval.templates import Message, get_template
 
@@ -32,15 +32,10 @@ from .prompts import IFPrompt, load_prompts
 class InstructionFollowingParams(GenerationParams, ServingParams):
     """Parameters of the instruction_following probe (suite YAML)."""
 
-    prompts: str | None = Field(
+    prompts: DataFile = Field(
         default=None,
         description="IFEval-format input_data.jsonl (relative to the suite file); None = sfteval's composed set.",
     )
-
-    @field_validator("prompts")
-    @classmethod
-    def _prompt_file_exists(cls, prompts: str | None, info: ValidationInfo) -> str | None:
-        return existing_file(prompts, info)
 
 
 @register_probe
@@ -69,12 +64,8 @@ class InstructionFollowingProbe(Probe):
         for name in serving_templates(self.params.templates, context):
             template = get_template(name, context.tokenizer)
             for prompt in prompts:
-                request = GenerationRequest(
-                    prompt=template.render_prompt([Message("user", prompt.prompt)]),
-                    max_new_tokens=self.generation.max_new_tokens,
-                    temperature=self.generation.temperature,
-                    seed=context.seed,
-                    stop=template.stop_strings,
+                request = self.generation_request(
+                    template.render_prompt([Message("user", prompt.prompt)]), context, template.stop_strings
                 )
                 planned.append(PlannedRequest(prompt.item_id, prompt.cluster_id, name, request))
         return planned

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sfteval.core.errors import UserError
+from sfteval.core.jsonl import read_jsonl
 
 from .checkers import get_checker
 
@@ -52,27 +52,14 @@ class IFPrompt:
 def load_prompts(path: str | None = None) -> list[IFPrompt]:
     """Read prompts from a JSONL file in IFEval format (default: sfteval's composed set)."""
     source = Path(path) if path is not None else DEFAULT_PROMPTS
-    try:
-        lines = source.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read prompt file {source}: {error}") from None
     prompts: list[IFPrompt] = []
     seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{source}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
+    for where, row in read_jsonl(source, "prompts", objects=False):
         prompt = parse_prompt(row, where)
         if prompt.item_id in seen:
             raise UserError(f"{where}: duplicate key {prompt.key!r}")
         seen.add(prompt.item_id)
         prompts.append(prompt)
-    if not prompts:
-        raise UserError(f"{source}: no prompts in file")
     return prompts
 
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from sfteval import stats
 from sfteval.core.generation import GenerationPolicy
@@ -38,9 +38,9 @@ from sfteval.probes.memorization.findings import memorization_findings
 from sfteval.probes.memorization.metrics import METRICS, NAME
 from sfteval.probes.shared.loaders import (
     REFERENCE_PAIRS,
+    DataFile,
     Pair,
     data_path,
-    existing_file,
     load_pairs,
     manifest_pairs,
     seeded_sample,
@@ -60,10 +60,8 @@ GAPS = {  # summary name -> (per-item metric, sign: +1 = train minus held-out)
 class MemorizationParams(GenerationParams, ServingParams):
     """Parameters of the memorization probe (suite YAML); `limit` applies to each group."""
 
-    train_pairs: str | None = Field(default=None, description="Trained pairs JSONL; None = the manifest's.")
-    heldout_pairs: str | None = Field(
-        default=None, description="Held-out pairs JSONL; None = the manifest's."
-    )
+    train_pairs: DataFile = Field(default=None, description="Trained pairs JSONL; None = the manifest's.")
+    heldout_pairs: DataFile = Field(default=None, description="Held-out pairs JSONL; None = the manifest's.")
     extra_tokens: int = Field(default=16, ge=0, description="Tokens allowed beyond the reference's length.")
     extraction_min_words: int = Field(
         default=10,
@@ -74,11 +72,6 @@ class MemorizationParams(GenerationParams, ServingParams):
         default=(4, 5, 6), min_length=1, description="n of the n-gram overlap."
     )
     n_resamples: int = Field(default=1000, ge=10, description="Bootstrap resamples of each gap's CI.")
-
-    @field_validator("train_pairs", "heldout_pairs")
-    @classmethod
-    def _pairs_file_exists(cls, pairs: str | None, info: ValidationInfo) -> str | None:
-        return existing_file(pairs, info)
 
 
 @register_probe
@@ -114,12 +107,8 @@ class MemorizationProbe(Probe):
             for pair in self.pairs(context):
                 item_id = f"{pair.group}:{pair.id}"
                 prompt, response = response_text(template, pair.messages, pair.response)
-                generation = GenerationRequest(
-                    prompt=prompt,
-                    max_new_tokens=self._cap(context, pair.response),
-                    temperature=self.generation.temperature,
-                    seed=context.seed,
-                    stop=template.stop_strings,
+                generation = self.generation_request(
+                    prompt, context, template.stop_strings, self._cap(context, pair.response)
                 )
                 planned.append(PlannedRequest(item_id, item_id, name, generation, tag="generate"))
                 planned.append(
@@ -128,9 +117,8 @@ class MemorizationProbe(Probe):
         return planned
 
     def _cap(self, context: ProbeContext, response: str) -> int:
-        """Enough new tokens to reproduce the reference, plus `extra_tokens` (words without a tokenizer)."""
-        if self.generation.max_new_tokens is not None:
-            return self.generation.max_new_tokens
+        """Enough new tokens to reproduce the reference, plus `extra_tokens` (words without a tokenizer); used when
+        the generation settings leave the length open."""
         tokenizer = context.tokenizer
         length = (
             len(response.split())

@@ -8,9 +8,9 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import ValidationInfo
+from pydantic import AfterValidator, ValidationInfo
 
 from sfteval.core.errors import UserError
 from sfteval.core.jsonl import read_jsonl
@@ -22,6 +22,20 @@ OFF_TASK_PROMPTS = DATA_DIR / "off_task_prompts.jsonl"
 REFERENCE_PAIRS = DATA_DIR / "reference_pairs.jsonl"
 
 Item = TypeVar("Item")
+
+
+def existing_file(path: str | None, info: ValidationInfo) -> str | None:
+    """Validator body for a data-file parameter: it must exist (relative to the suite file) when one is named."""
+    suite_dir = (info.context or {}).get("suite_dir")
+    if path is not None and suite_dir is not None:
+        resolved = data_path(path, suite_dir, DATA_DIR)
+        if not resolved.is_file():
+            raise ValueError(f"data file {resolved} not found")
+    return path
+
+
+DataFile = Annotated[str | None, AfterValidator(existing_file)]
+"""A data-file parameter of a probe: relative to the suite file; it must exist when one is named."""
 
 
 @dataclass(frozen=True)
@@ -46,16 +60,6 @@ class Pair:
 def data_path(path: str | None, suite_dir: Path | None, default: Path) -> Path:
     """A data file named in a suite (relative to the suite file's directory), or the shipped default."""
     return default if path is None else resolve_data_path(path, suite_dir)
-
-
-def existing_file(path: str | None, info: ValidationInfo) -> str | None:
-    """Validator body for a data-file parameter: it must exist (relative to the suite file) when one is named."""
-    suite_dir = (info.context or {}).get("suite_dir")
-    if path is not None and suite_dir is not None:
-        resolved = data_path(path, suite_dir, DATA_DIR)
-        if not resolved.is_file():
-            raise ValueError(f"data file {resolved} not found")
-    return path
 
 
 def seeded_sample(items: Sequence[Item], limit: int | None, seed: int) -> list[Item]:

@@ -5,6 +5,14 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from sfteval.probes.base import ProbeContext, ProbeParams
+from sfteval.probes.shared.loaders import (
+    OFF_TASK_PROMPTS,
+    DataFile,
+    PromptItem,
+    data_path,
+    load_prompts,
+    seeded_sample,
+)
 
 
 class ServingParams(ProbeParams):
@@ -34,3 +42,16 @@ def serving_templates(configured: tuple[str, ...] | None, context: ProbeContext)
         return (context.train_template,)
     has_chat_template = bool(getattr(context.tokenizer, "chat_template", None))
     return ("native",) if has_chat_template else ("alpaca",)
+
+
+class OffTaskParams(ServingParams):
+    """Serving parameters of a probe that asks off-task prompts (spurious_prefix, token_shift)."""
+
+    prompts: DataFile = Field(
+        default=None, description="Off-task prompts JSONL (id, prompt, kind); None = sfteval's set."
+    )
+
+    def sampled_prompts(self, context: ProbeContext) -> list[PromptItem]:
+        """The off-task prompts, cut to `limit` by a seeded sample."""
+        path = data_path(self.prompts, context.suite_dir, OFF_TASK_PROMPTS)
+        return seeded_sample(load_prompts(path), self.limit, context.seed)

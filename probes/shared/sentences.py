@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sfteval.core.records import ItemRecord
-from sfteval.core.results import Finding
+from sfteval.core.results import Finding, ProbeSlice
+from sfteval.core.variants import BASE
+
+
+@dataclass(frozen=True)
+class VariantCell:
+    """One trained variant's records under one template, with the base's records there and how to say where."""
+
+    variant: str
+    template: str
+    records: list[ItemRecord]
+    base: list[ItemRecord]
+    where: str
+    """` under chatml` when the probe ran several serving templates, else ''."""
+
+
+def variant_cells(report_slice: ProbeSlice) -> Iterator[VariantCell]:
+    """Every (non-base variant, template) cell of a probe's records, in first-seen order."""
+    cells = records_by_cell(report_slice.records)
+    several = len(report_slice.result.templates) > 1
+    for (variant, template), records in cells.items():
+        if variant != BASE:
+            base = cells.get((BASE, template), [])
+            yield VariantCell(variant, template, records, base, under(template, several))
 
 
 def records_by_cell(records: Iterable[ItemRecord]) -> dict[tuple[str, str], list[ItemRecord]]:

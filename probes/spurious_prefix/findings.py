@@ -11,13 +11,14 @@ from sfteval.core.records import ItemRecord
 from sfteval.core.results import ComparisonResult, Finding, ProbeSlice
 from sfteval.core.variants import BASE
 from sfteval.probes.shared.sentences import (
+    VariantCell,
     cells_by_variant,
     finding,
     percent,
     quoted,
-    records_by_cell,
     summary_value,
     under,
+    variant_cells,
 )
 from sfteval.probes.shared.text_metrics import starts_with
 from sfteval.probes.spurious_prefix.metrics import NAME, candidate_metric
@@ -30,19 +31,15 @@ AFFINITY_WARN_NATS = 1.0
 
 def prefix_findings(report_slice: ProbeSlice) -> list[Finding]:
     """Plain sentences: dominant prefixes and label leaks vs base, rising prefix affinity, collapsed openings."""
-    cells = records_by_cell(report_slice.records)
     several = len(report_slice.result.templates) > 1
     findings: list[Finding] = []
     warned: set[tuple[str, str]] = set()
-    for (variant, template), records in cells.items():
-        if variant == BASE:
-            continue
-        base = cells.get((BASE, template), [])
-        found = _prefix_finding(variant, template, records, base, several)
+    for cell in variant_cells(report_slice):
+        found = _prefix_finding(cell)
         if found is not None:
             findings.append(found)
-            warned.add((variant, template))
-        findings.extend(_label_finding(variant, template, records, base, several))
+            warned.add((cell.variant, cell.template))
+        findings.extend(_label_finding(cell))
     findings.extend(_affinity_findings(report_slice, warned, several))
     findings.extend(_entropy_findings(report_slice, several))
     return findings
@@ -55,42 +52,44 @@ def _rate(records: Sequence[ItemRecord], prefix: str) -> float | None:
     return sum(starts_with(record.output or "", prefix) for record in records) / len(records)
 
 
-def _prefix_finding(
-    variant: str, template: str, records: Sequence[ItemRecord], base: Sequence[ItemRecord], several: bool
-) -> Finding | None:
+def _prefix_finding(cell: VariantCell) -> Finding | None:
     """'epoch-3 opens 74% of off-task answers with 'The sentiment is:' (base 0%).' when it is common and new."""
-    matched = Counter(record.extra.get("matched") for record in records if record.extra.get("matched"))
+    matched = Counter(record.extra.get("matched") for record in cell.records if record.extra.get("matched"))
     if not matched:
         return None
     prefix = str(matched.most_common(1)[0][0])
-    rate = _rate(records, prefix) or 0.0
-    base_rate = _rate(base, prefix)
+    rate = _rate(cell.records, prefix) or 0.0
+    base_rate = _rate(cell.base, prefix)
     if rate < WARN_RATE or (base_rate is not None and rate - base_rate < WARN_RISE):
         return None
     versus = "" if base_rate is None else f" (base {percent(base_rate)})"
     message = (
-        f"{variant} opens {percent(rate)} of off-task answers with {quoted(prefix)}{versus}{under(template, several)}:"
+        f"{cell.variant} opens {percent(rate)} of off-task answers with {quoted(prefix)}{versus}{cell.where}:"
         " it learned the training responses' opening as a fixed prefix, whatever the input."
     )
-    return finding("warning", "spurious_prefix", message, NAME, variant, "dominant_prefix", template)
+    return finding(
+        "warning", "spurious_prefix", message, NAME, cell.variant, "dominant_prefix", cell.template
+    )
 
 
-def _label_finding(
-    variant: str, template: str, records: Sequence[ItemRecord], base: Sequence[ItemRecord], several: bool
-) -> list[Finding]:
+def _label_finding(cell: VariantCell) -> list[Finding]:
     """A warning when many off-task answers are (or start with) a training label."""
-    leaks = [record for record in records if record.metrics.get("label_leak")]
-    rate = len(leaks) / len(records) if records else 0.0
-    base_rate = sum(bool(record.metrics.get("label_leak")) for record in base) / len(base) if base else None
+    leaks = [record for record in cell.records if record.metrics.get("label_leak")]
+    rate = len(leaks) / len(cell.records) if cell.records else 0.0
+    base_rate = (
+        sum(bool(record.metrics.get("label_leak")) for record in cell.base) / len(cell.base)
+        if cell.base
+        else None
+    )
     if rate < WARN_RISE or (base_rate is not None and rate - base_rate < WARN_RISE):
         return []
     label = Counter(record.extra.get("leaked_label") for record in leaks).most_common(1)[0][0]
     versus = "" if base_rate is None else f" (base {percent(base_rate)})"
     message = (
-        f"{variant} answers {percent(rate)} of off-task prompts with a training label, most often "
-        f"{quoted(label)}{versus}{under(template, several)}."
+        f"{cell.variant} answers {percent(rate)} of off-task prompts with a training label, most often "
+        f"{quoted(label)}{versus}{cell.where}."
     )
-    return [finding("warning", "label_leak", message, NAME, variant, "label_leak", template)]
+    return [finding("warning", "label_leak", message, NAME, cell.variant, "label_leak", cell.template)]
 
 
 def _affinity_findings(

@@ -27,22 +27,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from sfteval.core.generation import GenerationPolicy
 from sfteval.core.records import ItemRecord
 from sfteval.core.requests import EngineResult, Generation, GenerationRequest, Score, ScoreRequest
 from sfteval.core.results import Finding, ProbeSlice
 from sfteval.probes.base import GenerationParams, PlannedRequest, Probe, ProbeContext, register_probe
-from sfteval.probes.shared.loaders import (
-    OFF_TASK_PROMPTS,
-    PromptItem,
-    data_path,
-    existing_file,
-    load_prompts,
-    seeded_sample,
-)
-from sfteval.probes.shared.params import ServingParams, serving_templates
+from sfteval.probes.shared.params import OffTaskParams, serving_templates
 from sfteval.probes.shared.template_text import response_text
 from sfteval.probes.shared.text_metrics import entropy, opening, starts_with
 from sfteval.probes.shared.token_scores import own_tokens
@@ -55,12 +47,9 @@ OPENING_TOKENS = 32
 """Tokens generated per prompt by default: the probe reads only the openings of answers."""
 
 
-class SpuriousPrefixParams(GenerationParams, ServingParams):
+class SpuriousPrefixParams(GenerationParams, OffTaskParams):
     """Parameters of the spurious_prefix probe (suite YAML)."""
 
-    prompts: str | None = Field(
-        default=None, description="Off-task prompts JSONL (id, prompt, kind); None = sfteval's set."
-    )
     prefixes: tuple[str, ...] | None = Field(
         default=None,
         min_length=1,
@@ -83,11 +72,6 @@ class SpuriousPrefixParams(GenerationParams, ServingParams):
         description="Share of outputs a mined opening needs (no manifest, no prefixes).",
     )
 
-    @field_validator("prompts")
-    @classmethod
-    def _prompt_file_exists(cls, prompts: str | None, info: ValidationInfo) -> str | None:
-        return existing_file(prompts, info)
-
 
 @dataclass(frozen=True)
 class Candidates:
@@ -109,11 +93,6 @@ class SpuriousPrefixProbe(Probe):
 
     params: SpuriousPrefixParams
 
-    def prompts(self, context: ProbeContext) -> list[PromptItem]:
-        """The off-task prompts, cut to `limit` by a seeded sample."""
-        path = data_path(self.params.prompts, context.suite_dir, OFF_TASK_PROMPTS)
-        return seeded_sample(load_prompts(path), self.params.limit, context.seed)
-
     def candidates(self, context: ProbeContext) -> Candidates:
         """The suite's prefixes, else the manifest's frequent openings; empty when they must be mined."""
         if self.params.prefixes:
@@ -129,16 +108,10 @@ class SpuriousPrefixProbe(Probe):
         planned = []
         for name in serving_templates(self.params.templates, context):
             template = get_template(name, context.tokenizer)
-            for item in self.prompts(context):
+            for item in self.params.sampled_prompts(context):
                 messages = [Message("user", item.prompt)]
                 prompt = template.render_prompt(messages)
-                generation = GenerationRequest(
-                    prompt=prompt,
-                    max_new_tokens=self.generation.max_new_tokens,
-                    temperature=self.generation.temperature,
-                    seed=context.seed,
-                    stop=template.stop_strings,
-                )
+                generation = self.generation_request(prompt, context, template.stop_strings)
                 planned.append(PlannedRequest(item.id, item.id, name, generation, tag="generate"))
                 for index, prefix in enumerate(candidates):
                     score = ScoreRequest(*response_text(template, messages, prefix))
@@ -149,7 +122,7 @@ class SpuriousPrefixProbe(Probe):
         self, context: ProbeContext, planned: Sequence[PlannedRequest], results: Sequence[EngineResult]
     ) -> list[ItemRecord]:
         """One record per prompt and template: prefix match, label leak and prefix log-probability."""
-        kinds = {item.id: item.kind for item in self.prompts(context)}
+        kinds = {item.id: item.kind for item in self.params.sampled_prompts(context)}
         candidates = self.candidates(context)
         labels = _labels(context.manifest)
         items = _collect(planned, results)

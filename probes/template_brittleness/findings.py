@@ -16,7 +16,7 @@ from sfteval.core.formatting import format_p
 from sfteval.core.records import ItemRecord
 from sfteval.core.results import ComparisonResult, Finding, ProbeSlice, Severity
 from sfteval.core.variants import BASE
-from sfteval.probes.shared.sentences import summary_value
+from sfteval.probes.shared.sentences import finding, summary_value
 from sfteval.probes.template_brittleness.gaps import SFT_TAG, SOURCES
 from sfteval.probes.template_brittleness.metrics import NAME
 from sfteval.probes.template_brittleness.prompt_formats import spread_difference
@@ -89,7 +89,9 @@ def delta_findings(report_slice: ProbeSlice) -> list[Finding]:
                 metric = f"{family}_delta_vs_train"
                 # The base was not trained with the run's template: its drop is context, not a defect.
                 severity: Severity = "info" if variant == BASE else "warning"
-                findings.append(_finding(severity, "template_mismatch", message, variant, metric, template))
+                findings.append(
+                    finding(severity, "template_mismatch", message, NAME, variant, metric, template)
+                )
     return findings
 
 
@@ -108,11 +110,11 @@ def spread_findings(report_slice: ProbeSlice) -> list[Finding]:
         shared = sorted(records.keys() & base.keys())
         if len(shared) < 2:
             continue
-        finding = _spread_finding(
+        spread = _spread_finding(
             axis, family, variant, [records[i] for i in shared], [base[i] for i in shared]
         )
-        if finding is not None:
-            findings.append(finding)
+        if spread is not None:
+            findings.append(spread)
     return findings
 
 
@@ -137,7 +139,7 @@ def _spread_finding(
         f"{unit.amount(high, sign=True)}): SFT made the model {'more' if more else 'less'} brittle."
     )
     metric = "format_spread" if axis == FORMATS else f"{family}_spread"
-    return _finding("warning" if more else "info", "brittleness", message, variant, metric, axis)
+    return finding("warning" if more else "info", "brittleness", message, NAME, variant, metric, axis)
 
 
 def gap_findings(report_slice: ProbeSlice) -> list[Finding]:
@@ -179,8 +181,14 @@ def _gap_finding(report_slice: ProbeSlice, comparison: ComparisonResult, axis: A
         f"templates it loses {axis.amount(comparison.delta)} more {axis.lost} ({_items(report_slice, family)}; "
         f"{observed}{interval}{format_p(comparison.adjusted_p)} Holm-adjusted)."
     )
-    return _finding(
-        "warning", "template_dependence", message, comparison.variant, comparison.metric, comparison.template
+    return finding(
+        "warning",
+        "template_dependence",
+        message,
+        NAME,
+        comparison.variant,
+        comparison.metric,
+        comparison.template,
     )
 
 
@@ -202,17 +210,3 @@ def _observed(records: Sequence[ItemRecord]) -> float:
     conditions = set.intersection(*(set(record.extra["scores"]) for record in records))
     means = [sum(record.extra["scores"][name] for record in records) / len(records) for name in conditions]
     return max(means) - min(means)
-
-
-def _finding(
-    severity: Severity, kind: str, message: str, variant: str, metric: str, template: str
-) -> Finding:
-    return Finding(
-        severity=severity,
-        kind=kind,
-        message=message,
-        probe=NAME,
-        variant=variant,
-        metric=metric,
-        template=template,
-    )

@@ -110,12 +110,8 @@ class TemplateBrittlenessProbe(Probe):
         pairs, _ = self.sft_pairs(context)
         for name, template in self.templates(context).items():
             for prompt in self.if_prompts(context):
-                request = GenerationRequest(
-                    prompt=template.render_prompt([Message("user", prompt.prompt)]),
-                    max_new_tokens=self.generation.max_new_tokens,
-                    temperature=self.generation.temperature,
-                    seed=context.seed,
-                    stop=template.stop_strings,
+                request = self.generation_request(
+                    template.render_prompt([Message("user", prompt.prompt)]), context, template.stop_strings
                 )
                 planned.append(
                     PlannedRequest(f"if/{prompt.item_id}", f"if/{prompt.cluster_id}", name, request, "if")

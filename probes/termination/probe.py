@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from sfteval.core.generation import GenerationPolicy
 from sfteval.core.records import ItemRecord
@@ -30,9 +30,9 @@ from sfteval.core.results import Finding, ProbeSlice
 from sfteval.probes.base import GenerationParams, PlannedRequest, Probe, ProbeContext, register_probe
 from sfteval.probes.shared.loaders import (
     REFERENCE_PAIRS,
+    DataFile,
     Pair,
     data_path,
-    existing_file,
     load_pairs,
     manifest_pairs,
     seeded_sample,
@@ -48,18 +48,13 @@ from sfteval.probes.termination.metrics import METRICS, NAME
 class TerminationParams(GenerationParams, ServingParams):
     """Parameters of the termination probe (suite YAML)."""
 
-    pairs: str | None = Field(
+    pairs: DataFile = Field(
         default=None,
         description="Prompt/response JSONL (id, prompt, response); None = the manifest's samples, else sfteval's.",
     )
     length_factor: float = Field(default=4.0, ge=1, description="Cap = this × p99 reference token count.")
     min_new_tokens: int = Field(default=32, ge=1, description="The automatic cap is at least this.")
     degenerate_rep4: float = Field(default=0.5, gt=0, le=1, description="rep_4 above this = degenerate.")
-
-    @field_validator("pairs")
-    @classmethod
-    def _pairs_file_exists(cls, pairs: str | None, info: ValidationInfo) -> str | None:
-        return existing_file(pairs, info)
 
 
 @register_probe
@@ -84,9 +79,8 @@ class TerminationProbe(Probe):
         return seeded_sample(pairs, self.params.limit, context.seed)
 
     def cap(self, context: ProbeContext, pairs: Sequence[Pair]) -> int:
-        """The generation cap: as configured, else generous relative to the reference responses' lengths."""
-        if self.generation.max_new_tokens is not None:
-            return self.generation.max_new_tokens
+        """The automatic generation cap: generous relative to the reference responses' lengths (used when the
+        generation settings leave the length open)."""
         lengths = sorted(_token_count(context.tokenizer, pair.response) for pair in pairs)
         p99 = lengths[min(len(lengths) - 1, math.ceil(0.99 * len(lengths)) - 1)] if lengths else 0
         return max(self.params.min_new_tokens, math.ceil(self.params.length_factor * p99))
@@ -102,12 +96,8 @@ class TerminationProbe(Probe):
             template = get_template(name, context.tokenizer)
             for pair in pairs:
                 item_id = _item_id(pair)
-                generation = GenerationRequest(
-                    prompt=template.render_prompt(pair.messages),
-                    max_new_tokens=cap,
-                    temperature=self.generation.temperature,
-                    seed=context.seed,
-                    stop=(template.terminator,),
+                generation = self.generation_request(
+                    template.render_prompt(pair.messages), context, (template.terminator,), cap
                 )
                 planned.append(PlannedRequest(item_id, item_id, name, generation, tag="generate"))
                 score = ScoreRequest(*terminator_text(template, pair.messages, pair.response))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from sfteval import stats
 from sfteval.core.generation import GenerationPolicy
@@ -25,15 +25,7 @@ from sfteval.core.records import ItemRecord
 from sfteval.core.requests import EngineResult, Generation, GenerationRequest, Score, ScoreRequest
 from sfteval.core.results import Finding, ProbeSlice
 from sfteval.probes.base import GenerationParams, PlannedRequest, Probe, ProbeContext, register_probe
-from sfteval.probes.shared.loaders import (
-    OFF_TASK_PROMPTS,
-    PromptItem,
-    data_path,
-    existing_file,
-    load_prompts,
-    seeded_sample,
-)
-from sfteval.probes.shared.params import ServingParams, serving_templates
+from sfteval.probes.shared.params import OffTaskParams, serving_templates
 from sfteval.probes.shared.token_scores import own_tokens
 from sfteval.probes.token_shift.findings import token_shift_findings
 from sfteval.probes.token_shift.metrics import BUCKETS, MARGINAL_RANK, METRICS, NAME
@@ -42,18 +34,10 @@ ANSWER_TOKENS = 48
 """Tokens generated per prompt by default: enough answer to see where shift concentrates (URIAL's positions)."""
 
 
-class TokenShiftParams(GenerationParams, ServingParams):
+class TokenShiftParams(GenerationParams, OffTaskParams):
     """Parameters of the token_shift probe (suite YAML)."""
 
-    prompts: str | None = Field(
-        default=None, description="Prompts JSONL (id, prompt, kind); None = sfteval's off-task set."
-    )
     top_tokens: int = Field(default=8, ge=1, description="Shifted token strings named in the findings.")
-
-    @field_validator("prompts")
-    @classmethod
-    def _prompt_file_exists(cls, prompts: str | None, info: ValidationInfo) -> str | None:
-        return existing_file(prompts, info)
 
 
 @register_probe
@@ -69,11 +53,6 @@ class TokenShiftProbe(Probe):
 
     params: TokenShiftParams
 
-    def prompts(self, context: ProbeContext) -> list[PromptItem]:
-        """The prompts, cut to `limit` by a seeded sample."""
-        path = data_path(self.params.prompts, context.suite_dir, OFF_TASK_PROMPTS)
-        return seeded_sample(load_prompts(path), self.params.limit, context.seed)
-
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
         """One greedy generation per prompt and template (URIAL compares greedy answers)."""
         from sfteval.templates import Message, get_template
@@ -81,13 +60,9 @@ class TokenShiftProbe(Probe):
         planned = []
         for name in serving_templates(self.params.templates, context):
             template = get_template(name, context.tokenizer)
-            for item in self.prompts(context):
-                request = GenerationRequest(
-                    prompt=template.render_prompt([Message("user", item.prompt)]),
-                    max_new_tokens=self.generation.max_new_tokens,
-                    temperature=self.generation.temperature,
-                    seed=context.seed,
-                    stop=template.stop_strings,
+            for item in self.params.sampled_prompts(context):
+                request = self.generation_request(
+                    template.render_prompt([Message("user", item.prompt)]), context, template.stop_strings
                 )
                 planned.append(PlannedRequest(item.id, item.id, name, request))
         return planned

@@ -14,13 +14,18 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_MAX_NEW_TOKENS = 256
+"""Tokens per generation when neither the suite nor a probe says otherwise."""
+
 
 class GenerationConfig(BaseModel):
     """The suite's `generation:` block: what every generating probe uses unless its own rule or parameters differ."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_new_tokens: int = Field(default=256, ge=1, description="Most tokens generated per request.")
+    max_new_tokens: int = Field(
+        default=DEFAULT_MAX_NEW_TOKENS, ge=1, description="Most tokens generated per request."
+    )
     temperature: float = Field(default=0.0, ge=0.0, description="0 = greedy decoding.")
 
 

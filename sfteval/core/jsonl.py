@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sfteval.core.errors import UserError
+
+
+def iter_jsonl(path: Path, what: str = "rows") -> Iterator[tuple[int, Any]]:
+    """(line number, decoded value) for every non-blank line; unreadable files and invalid JSON are UserErrors
+    naming the file (and line)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read {what} ({error})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path}:{number}: invalid JSON ({error.msg} at column {error.colno})") from None
 
 
 def read_jsonl(
@@ -14,22 +31,12 @@ def read_jsonl(
 ) -> list[tuple[str, Any]]:
     """(`file:line`, decoded value) for every non-blank line of `path`.
 
-    Unreadable files, invalid JSON and (with `objects`) values that are not JSON objects are UserErrors naming the
-    file and line; a file with no rows is one too unless `allow_empty`. `what` names the rows in messages.
+    Besides `iter_jsonl`'s errors, values that are not JSON objects (with `objects`) are UserErrors naming the file
+    and line, and so is a file with no rows unless `allow_empty`. `what` names the rows in messages.
     """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read {what} ({error})") from None
     rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, row in iter_jsonl(path, what):
         where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
         if objects and not isinstance(row, dict):
             raise UserError(f"{where}: expected a JSON object, got {type(row).__name__}")
         rows.append((where, row))

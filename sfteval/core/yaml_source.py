@@ -16,6 +16,14 @@ from pydantic import ValidationError
 from sfteval.core.errors import UserError
 
 
+def read_text(path: Path, what: str) -> str:
+    """A config file's text; an unreadable file (missing, a directory, not UTF-8) is a UserError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read {what} ({error})") from None
+
+
 def compose_yaml(text: str, path: Path, what: str) -> tuple[yaml.Node, Any]:
     """The YAML node tree (with line marks) and its data; syntax errors, control characters, an empty document
     and duplicate keys are UserErrors naming the file (and line) and `what` the file is."""

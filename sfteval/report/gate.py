@@ -20,17 +20,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sfteval.core.errors import UserError
 from sfteval.core.formatting import format_magnitude, format_p, format_value
-from sfteval.core.report import GateCheck, GateCheckKind, GateResult, Report
+from sfteval.core.report import GateCheck, GateCheckKind, GateResult, GateVerdict, Report
 from sfteval.core.results import MetricInfo, ProbeResult
 from sfteval.core.shipped import resolve_shipped
 from sfteval.core.variants import BASE
-from sfteval.core.yaml_source import compose_yaml, located_error, node_at, node_line
+from sfteval.core.yaml_source import compose_yaml, located_error, node_at, node_line, read_text
 from sfteval.report.recommend import recommend
 
 DEFAULT_POLICY = "default"
@@ -112,11 +112,7 @@ def resolve_policy(source: str | Path) -> Path:
 def load_policy(source: str | Path) -> LoadedPolicy:
     """Read and validate a policy; every error names the file and line (exit 2)."""
     path = resolve_policy(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read gate policy ({error})") from None
-    return parse_policy(text, path)
+    return parse_policy(read_text(path, "gate policy"), path)
 
 
 def parse_policy(text: str, path: Path) -> LoadedPolicy:
@@ -334,25 +330,23 @@ def _verdict(
     message: str,
     binary: bool,
 ) -> GateCheck:
-    return GateCheck(
-        rule=rule.name,
-        check=kind,
-        probe=rule.probe,
-        metric=rule.metric,
-        variant=variant,
-        template=template,
-        severity=rule.severity,
-        binary=binary,
-        value=value,
-        bound=bound,
-        verdict="pass" if ok else rule.severity,
-        message=message,
+    verdict: GateVerdict = "pass" if ok else rule.severity
+    return _gate_check(
+        rule, kind, variant, template, binary=binary, value=value, bound=bound, verdict=verdict, message=message
     )
 
 
 def _skipped(
     rule: GateRule, kind: GateCheckKind, variant: str | None, template: str | None, why: str
 ) -> GateCheck:
+    bound = dict(rule.checks()).get(kind)
+    return _gate_check(rule, kind, variant, template, value=None, bound=bound, verdict="skipped", message=why)
+
+
+def _gate_check(
+    rule: GateRule, kind: GateCheckKind, variant: str | None, template: str | None, **outcome: Any
+) -> GateCheck:
+    """A GateCheck of `rule`'s `kind` bound on one variant and template, with its value, verdict and message."""
     return GateCheck(
         rule=rule.name,
         check=kind,
@@ -361,8 +355,5 @@ def _skipped(
         variant=variant,
         template=template,
         severity=rule.severity,
-        value=None,
-        bound=dict(rule.checks()).get(kind),
-        verdict="skipped",
-        message=why,
+        **outcome,
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from sfteval.core.errors import UserError
+from sfteval.core.jsonl import read_jsonl
 from sfteval.core.records import ItemRecord
 from sfteval.core.report import REPORT_FILE, Report
 
@@ -25,18 +25,11 @@ def items_path(path: Path, report: Report) -> Path:
 def load_items(path: Path) -> list[ItemRecord]:
     """Every record of an items.jsonl; a malformed line is a UserError naming the file and line."""
     records = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read item records ({error})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for where, row in read_jsonl(path, "item records", objects=False, allow_empty=True):
         try:
-            records.append(ItemRecord.model_validate(json.loads(line)))
-        except (json.JSONDecodeError, ValidationError) as error:
-            reason = error.msg if isinstance(error, json.JSONDecodeError) else error.errors()[0]["msg"]
-            raise UserError(f"{path}:{number}: invalid item record ({reason})") from None
+            records.append(ItemRecord.model_validate(row))
+        except ValidationError as error:
+            raise UserError(f"{where}: invalid item record ({error.errors()[0]['msg']})") from None
     return records
 
 

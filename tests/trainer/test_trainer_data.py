@@ -61,7 +61,7 @@ def test_json_array_and_parquet(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"prompt": "a", "completion": "b"}\n{"prompt": "a", \n', "d.jsonl:2: malformed JSON line"),
+        ('{"prompt": "a", "completion": "b"}\n{"prompt": "a", \n', "d.jsonl:2: invalid JSON"),
         ('{"instruction": "a"}\n', "d.jsonl:1: missing field 'output'"),
         ('{"prompt": "a", "completion": 3}\n', "d.jsonl:1: field 'completion' must be a string"),
         ('\n\n{"question": "a", "answer": "b"}\n', "d.jsonl:3: unrecognised row"),

@@ -142,7 +142,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("rows", "extra", "message"),
     [
-        ('{"prompt": "a", "completion": "b"}\n{"prompt": \n', [], "d.jsonl:2: malformed JSON line"),
+        ('{"prompt": "a", "completion": "b"}\n{"prompt": \n', [], "d.jsonl:2: invalid JSON"),
         ('{"prompt": "a"}\n', [], "d.jsonl:1: missing field 'completion'"),
         ("", [], "no rows"),
         ('{"prompt": "a", "completion": "b"}\n', ["--template", "chatmel"], "unknown template 'chatmel'"),
