@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tiny
 from fake_engine import ScriptedEngine, register_scripted
 from probe_fixtures import base_scored_probe
 from rich.console import Console
@@ -364,21 +365,7 @@ probes:
 @pytest.fixture(scope="module")
 def lora_ckpt(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An HF Trainer-style output dir: three epochs of randomly initialised LoRA adapters on the tiny model."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    out = tmp_path_factory.mktemp("lora-sft")
-    for epoch in (1, 2, 3):
-        torch.manual_seed(epoch)
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-        lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-        directory = out / f"checkpoint-{5 * epoch}"
-        get_peft_model(model, lora).save_pretrained(directory)
-        (directory / "trainer_state.json").write_text(
-            json.dumps({"epoch": float(epoch), "global_step": 5 * epoch})
-        )
-    return out
+    return tiny.save_lora_epochs(tiny_model_dir, tmp_path_factory.mktemp("lora-sft"), epochs=3)
 
 
 def test_shards_on_a_tiny_model_merge_into_the_unsharded_report(

@@ -113,3 +113,24 @@ def save_tiny_model(path: Path, seed: int = 0, add_bos: bool = False, **kwargs) 
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+def save_lora_epochs(model_dir: Path, out: Path, epochs: int) -> Path:
+    """An HF Trainer-style output dir: `epochs` randomly initialised LoRA adapters (checkpoint-5, -10, …) of the
+    model in `model_dir`, each with its trainer_state.json."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    for epoch in range(1, epochs + 1):
+        torch.manual_seed(epoch)
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+        lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        directory = out / f"checkpoint-{5 * epoch}"
+        get_peft_model(model, lora).save_pretrained(directory)
+        (directory / "trainer_state.json").write_text(
+            json.dumps({"epoch": float(epoch), "global_step": 5 * epoch})
+        )
+    return out
