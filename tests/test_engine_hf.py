@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hf_reference import direct_scores, make_adapter, merged_model, metaspace_model_dir, reference_greedy
 
 from sfteval.core.errors import UserError
 from sfteval.core.requests import GenerationRequest, ScoreRequest
@@ -35,20 +36,6 @@ SCORE_PAIRS = (
     ("", "hello world"),
     ("write a sentence", "\nthe river is blue and the mountain is green."),
 )
-
-
-def make_adapter(model_dir: Path, path: Path, seed: int) -> Path:
-    """A LoRA adapter with random (non-zero) A and B, so it changes the model's outputs."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    base = AutoModelForCausalLM.from_pretrained(model_dir)
-    config = LoraConfig(
-        r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
-    )
-    get_peft_model(base, config).save_pretrained(path, safe_serialization=True)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -79,28 +66,6 @@ def base_variant(model_dir: Path) -> Variant:
 
 def adapter_variant(name: str, adapter_dir: Path, model_dir: Path) -> Variant:
     return Variant(name, adapter_dir, kind="adapter", base_path=model_dir)
-
-
-def direct_scores(
-    model, tokenizer, context: str, continuation: str
-) -> tuple[list[float], list[int], list[int]]:
-    """Per-token log-probs, greedy tokens and ranks from one unpadded forward pass, without the engine."""
-    moved = len(context) - len(context.rstrip())
-    context, continuation = context[: len(context) - moved], context[len(context) - moved :] + continuation
-    context_ids = encode_text(tokenizer, context) or [tokenizer.bos_token_id]
-    whole = (
-        context_ids + encode_text(tokenizer, continuation)
-        if context == ""
-        else encode_text(tokenizer, context + continuation)
-    )
-    continuation_ids = whole[len(context_ids) :]
-    with torch.no_grad():
-        logits = model(torch.tensor([whole])).logits[0, len(context_ids) - 1 : -1].float()
-    logprobs = torch.log_softmax(logits, dim=-1)
-    targets = torch.tensor(continuation_ids)
-    chosen = logits.gather(1, targets[:, None])
-    ranks = ((logits > chosen).sum(-1) + 1).tolist()
-    return logprobs.gather(1, targets[:, None]).squeeze(1).tolist(), logprobs.argmax(-1).tolist(), ranks
 
 
 def score_requests(ranks: bool = True) -> list[ScoreRequest]:
@@ -194,14 +159,6 @@ def test_progress_counts_every_request(engine):
         [GenerationRequest(prompt, max_new_tokens=2) for prompt in PROMPTS], progress=counts.append
     )
     assert sum(counts) == len(PROMPTS)
-
-
-def reference_greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> list[int]:
-    ids = encode_text(tokenizer, prompt)
-    output = model.generate(
-        torch.tensor([ids]), max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0
-    )
-    return output[0, len(ids) :].tolist()
 
 
 def test_greedy_matches_transformers_generate_unpadded_and_padded(engine, reference_model):
@@ -305,14 +262,6 @@ def test_score_truncates_long_contexts_from_the_left(tiny_model_dir, reference_m
     factory.close()
 
 
-def merged_model(model_dir: Path, adapter_dir: Path):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(model_dir)
-    return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload().eval()
-
-
 def test_adapter_equals_merged_model(tiny_model_dir, adapter_dirs):
     factory = HFEngineFactory(EngineConfig(device="cpu", batch_size=4))
     engine = factory.engine(adapter_variant("epoch-1", adapter_dirs[0], tiny_model_dir))
@@ -362,27 +311,6 @@ def test_models_load_on_first_request_and_one_at_a_time(tiny_model_dir, tmp_path
     assert first.score([request]) == expected
     factory.close()
     assert factory.base_model is None
-
-
-def metaspace_model_dir(path: Path) -> Path:
-    """A tiny model with a SentencePiece-style tokenizer, whose decoder drops a sequence's leading space."""
-    import tiny
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False
-    )
-    tokenizer.train_from_iterator(tiny._corpus(), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-    tiny.build_model(fast).save_pretrained(path, safe_serialization=True)
-    fast.save_pretrained(path)
-    return path
 
 
 def test_generated_text_keeps_its_leading_space(tmp_path):
