@@ -143,9 +143,9 @@ def generation(sizes: Sizes, threads: int) -> dict[str, Any]:
     from sfteval.cache import CachedEngine
     from sfteval.core.requests import GenerationRequest
     from sfteval.core.variants import Variant
+    from sfteval.default_model import default_model_path
     from sfteval.engines.config import EngineConfig
     from sfteval.engines.hf.engine import HFEngineFactory
-    from sfteval.models import default_model_path
 
     torch.set_num_threads(threads)
     factory = HFEngineFactory(EngineConfig(device="cpu", dtype="float32", batch_size=sizes.generation_batch))
@@ -238,7 +238,7 @@ def scoring_5shot(sizes: Sizes, threads: int) -> dict[str, Any]:
 
 
 def _scoring(limit: int | None, num_fewshot: int, batch: int, threads: int) -> dict[str, Any]:
-    from sfteval.models import default_model_path
+    from sfteval.default_model import default_model_path
 
     command = [sys.executable, str(BENCH / "score_vs_lmeval.py"), "--model", str(default_model_path()),
                "--threads", str(threads), "--batch-size", str(batch), "--num-fewshot", str(num_fewshot)]  # fmt: skip

@@ -73,7 +73,7 @@ def build_model(preset: Preset, directory: Path, device: str) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
-    from sfteval.models import default_model_path
+    from sfteval.default_model import default_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     config = LlamaConfig(

@@ -323,7 +323,7 @@ def _save(
     keys: list[str],
 ) -> None:
     """bench/validation.json: settings, flag rules, every cell, misses and timings."""
-    from sfteval.models import default_model_path
+    from sfteval.default_model import default_model_path
 
     document = {
         "issue": 9,

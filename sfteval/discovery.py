@@ -60,6 +60,9 @@ def discover(root: Path, base: Path | None = None) -> list[Variant]:
     checkpoints = _checkpoints(root)
     final_kind = weights_kind(root)
     if not checkpoints and final_kind is None:
+        if base is not None:
+            # Nothing trained yet (a run probed before its first checkpoint, e.g. by the training callback).
+            return [Variant(name="base", path=Path(base).resolve(), kind="full")]
         raise UserError(f"{root}: no model weights found (no checkpoint-N/, epoch_N/ or *.safetensors)")
     trained = [*checkpoints, *([("final", root, None, None)] if final_kind else [])]
     base_path = _resolve_base(root, base, [path for _, path, _, _ in trained])

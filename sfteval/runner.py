@@ -102,8 +102,12 @@ class _Session:
         return self.config.cache_path or self.config.out_dir / CACHE_FILE
 
 
-def run_suite(config: RunConfig, console: Console) -> RunResult:
-    """Run `config.suite` on the selected variants, write the run directory and return the report."""
+def run_suite(config: RunConfig, console: Console, engine_factory: EngineFactory | None = None) -> RunResult:
+    """Run `config.suite` on the selected variants, write the run directory and return the report.
+
+    `engine_factory` replaces the factory that `config.engine` names (the run still records `config.engine`); the
+    training callback (sfteval.integrations) passes one that probes the live training model. The runner closes it.
+    """
     discovered = discover(config.ckpt_dir, base=config.base)
     variants = select_variants(discovered, config.variants)
     if config.shard is not None:
@@ -124,7 +128,7 @@ def run_suite(config: RunConfig, console: Console) -> RunResult:
     tally = _Progress()
     started = time.perf_counter()
     complete = False
-    factory = make_engine_factory(config.engine, config.engine_config)
+    factory = engine_factory or make_engine_factory(config.engine, config.engine_config)
     display = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from sfteval.core.errors import UserError
+
 Option = typer.Option
 ConfigOption = Annotated[Path | None, Option("--config", help="YAML file of settings; flags override it.")]
 DataOption = Annotated[
@@ -105,14 +107,37 @@ def train_command(
         int | None, Option("--max-steps", help="Stop after this many optimizer steps.")
     ] = None,
     mask_terminator: MaskTerminatorOption = None,
+    probe: Annotated[
+        str | None,
+        Option(
+            "--probe", help="Suite to run on base + each checkpoint while training (quick, standard, FILE)."
+        ),
+    ] = None,
+    probe_out: Annotated[
+        Path | None, Option("--probe-out", help="Run directory of --probe (default: as `sfteval run`).")
+    ] = None,
+    gate: Annotated[
+        str | None,
+        Option("--gate", help="With --probe: gate policy; a checkpoint breaking a fail-rule stops training."),
+    ] = None,
+    gate_action: Annotated[
+        str, Option("--gate-action", help="What a failing --gate does: stop training, or warn.")
+    ] = "stop",
 ) -> None:
     """Fine-tune a model with response-only loss; one checkpoint per epoch plus sfteval_manifest.json."""
     flags: dict[str, Any] = dict(locals())
-    flags.pop("config")
+    for key in ("config", "probe", "probe_out", "gate", "gate_action"):
+        flags.pop(key)
     flags["lora_targets"] = _targets(lora_targets)
     from sfteval.trainer.config import load_train_config
 
     settings = load_train_config(config, flags)
+    if probe is not None:
+        from sfteval.integrations.train_probe import ProbeOptions, train_with_probe
+
+        return train_with_probe(settings, ProbeOptions(probe, probe_out, gate, gate_action))
+    if gate is not None:
+        raise UserError("--gate needs --probe SUITE (the gate judges the probed checkpoints)")
     from sfteval.trainer.run_summary import print_train_summary
     from sfteval.trainer.train import run_training
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,8 +212,13 @@ def training_arguments(config: TrainConfig, precision: Precision) -> Any:
     )
 
 
-def run_training(config: TrainConfig, console: Console | None = None) -> TrainResult:
-    """Train, writing per-epoch checkpoints and the manifest; UserError (exit 2) on a non-finite loss."""
+def run_training(
+    config: TrainConfig, console: Console | None = None, setup: Callable[[Any], None] | None = None
+) -> TrainResult:
+    """Train, writing per-epoch checkpoints and the manifest; UserError (exit 2) on a non-finite loss.
+
+    `setup` gets the Trainer before training starts (`sfteval train --probe` adds sfteval's callback there).
+    """
     data = prepare_data(config)  # first: bad input fails before the heavy imports
     from transformers import PrinterCallback, ProgressCallback, Trainer
     from transformers.utils import logging as transformers_logging
@@ -239,6 +245,8 @@ def run_training(config: TrainConfig, console: Console | None = None) -> TrainRe
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    if setup is not None:
+        setup(trainer)
     started, cpu_started = time.perf_counter(), time.process_time()
     trainer.train()
     runtime, cpu = time.perf_counter() - started, time.process_time() - cpu_started

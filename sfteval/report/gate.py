@@ -332,7 +332,15 @@ def _verdict(
 ) -> GateCheck:
     verdict: GateVerdict = "pass" if ok else rule.severity
     return _gate_check(
-        rule, kind, variant, template, binary=binary, value=value, bound=bound, verdict=verdict, message=message
+        rule,
+        kind,
+        variant,
+        template,
+        binary=binary,
+        value=value,
+        bound=bound,
+        verdict=verdict,
+        message=message,
     )
 
 

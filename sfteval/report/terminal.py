@@ -139,12 +139,14 @@ def _findings_panel(findings: tuple[Finding, ...]) -> Panel:
     if not findings:
         body: Text | Group = Text("no significant change in any headline metric", style="dim")
     else:
-        lines = []
-        for finding in findings:
-            symbol, style = _SEVERITY_STYLES[finding.severity]
-            lines.append(Text.assemble((f"{symbol} {finding.severity}: ", style), finding.message))
-        body = Group(*lines)
+        body = Group(*(finding_line(finding) for finding in findings))
     return Panel(body, title="findings", title_align="left")
+
+
+def finding_line(finding: Finding) -> Text:
+    """One finding, marked and coloured by its severity."""
+    symbol, style = _SEVERITY_STYLES[finding.severity]
+    return Text.assemble((f"{symbol} {finding.severity}: ", style), finding.message)
 
 
 def _recommendation(report: Report) -> Text:

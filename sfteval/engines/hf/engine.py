@@ -71,16 +71,35 @@ def model_max_length(model_config: Any, tokenizer: Any) -> int:
     return DEFAULT_MAX_LENGTH
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+def _eos_ids(generation_config: Any, tokenizer: Any) -> frozenset[int]:
     """Token ids that end generation: the tokenizer's EOS and every EOS in the generation config."""
     ids = {tokenizer.eos_token_id}
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    configured = getattr(generation_config, "eos_token_id", None)
     ids.update(configured if isinstance(configured, list) else [configured])
     return frozenset(token for token in ids if token is not None)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def model_runtime(
+    model: Any, tokenizer: Any, config: EngineConfig, device: torch.device, generation_config: Any = None
+) -> Runtime:
+    """The runtime settings of a transformers model (not a peft wrapper); its `model` is set per adapter.
+
+    `generation_config` (default: the model's) supplies the end-of-sequence ids.
+    """
+    if generation_config is None:
+        generation_config = getattr(model, "generation_config", None)
+    return Runtime(
+        model=None,
+        encoder=Encoder.of(tokenizer, config.max_length or model_max_length(model.config, tokenizer)),
+        device=device,
+        eos_ids=_eos_ids(generation_config, tokenizer),
+        batch_size=config.batch_size,
+        keeps_logits="logits_to_keep" in inspect.signature(model.forward).parameters,
+    )
 
 
 class _LoadedModel:
@@ -100,17 +119,12 @@ class _LoadedModel:
         except (OSError, ValueError) as error:
             raise UserError(f"{path}: cannot load the model ({error})") from None
         self.path = path
-        self.base_model: Any = model.eval()
+        # Frozen: matmul folds a batched input differently when the weight requires grad (even under no_grad), so
+        # results would depend on it; the training callback freezes the live model the same way while it probes.
+        self.base_model: Any = model.eval().requires_grad_(False)
         self.model: Any = self.base_model
         self.adapters: dict[Path, str] = {}
-        self.runtime = Runtime(
-            model=None,
-            encoder=Encoder.of(tokenizer, config.max_length or model_max_length(model.config, tokenizer)),
-            device=device,
-            eos_ids=_eos_ids(model, tokenizer),
-            batch_size=config.batch_size,
-            keeps_logits="logits_to_keep" in inspect.signature(model.forward).parameters,
-        )
+        self.runtime = model_runtime(model, tokenizer, config, device)
 
     def attach(self, adapter_path: Path) -> str:
         """Load a PEFT adapter onto the base (once) and return its adapter name."""
@@ -242,7 +256,9 @@ class HFEngineFactory:
             self.close()
             self._loaded = _LoadedModel(base_path, self.tokenizer(base_path), self.config, self.device)
         adapter = self._loaded.attach(adapter_path) if adapter_path is not None else None
-        with torch.inference_mode(), self._loaded.activated(adapter) as runtime:
+        # no_grad, not inference_mode: the training callback probes the live training model (inference tensors a
+        # module caches there would break backward) and its results must equal these bit for bit.
+        with torch.no_grad(), self._loaded.activated(adapter) as runtime:
             yield runtime
 
     def close(self) -> None:
