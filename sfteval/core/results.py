@@ -28,6 +28,10 @@ class MetricInfo(Strict):
         description="True/False: direction of improvement; None: descriptive."
     )
     binary: bool = Field(default=False, description="Per-item values are 0/1; shown as a percentage.")
+    fraction: bool = Field(
+        default=False,
+        description="Per-item values are fractions in [0, 1]: intervals stay in [0, 1] (binary metrics are too).",
+    )
     headline: bool = Field(
         default=False, description="One of the probe's main metrics (findings, recommendation)."
     )
@@ -47,16 +51,19 @@ class MetricValue(Strict):
         description="Mean over items (or the summary value); None when no item had one."
     )
     low: float | None = Field(
-        default=None, description="Lower CI bound (clipped to [0, 1] for binary metrics); None when unknown."
+        default=None,
+        description="Lower CI bound (inside [0, 1] for binary and fraction metrics); None when unknown.",
     )
     high: float | None = Field(
-        default=None, description="Upper CI bound (clipped to [0, 1] for binary metrics); None when unknown."
+        default=None,
+        description="Upper CI bound (inside [0, 1] for binary and fraction metrics); None when unknown.",
     )
     n: int = Field(ge=0, description="Items with a finite value for this metric.")
     n_clusters: int = Field(default=0, ge=0, description="Distinct clusters among those items.")
     missing: int = Field(default=0, ge=0, description="Items whose value was absent, None or not finite.")
     method: str = Field(
-        description="Interval method: wilson, t, clustered-t; 'no-interval' (fewer than two clusters), "
+        description="Interval method: wilson, wilson-deff (clustered items: Wilson on the design-effect-adjusted n), "
+        "t, clustered-t; 'no-interval' (fewer than two clusters), "
         "'no-data' (no item had a value), or 'summary' (probe-level value without interval)."
     )
 
@@ -113,10 +120,15 @@ class ComparisonResult(Strict):
     relation: Relation = Field(description="base: vs the base model; previous: vs the previous epoch.")
     delta: float = Field(description="mean(variant) − mean(reference) over paired items.")
     low: float | None = Field(
-        description="Lower bound of the bootstrap CI of delta; None below two clusters."
+        description="Lower bound of the CI of delta (see `interval`); None below two clusters."
     )
     high: float | None = Field(
-        description="Upper bound of the bootstrap CI of delta; None below two clusters."
+        description="Upper bound of the CI of delta (see `interval`); None below two clusters."
+    )
+    interval: str = Field(
+        default="bootstrap",
+        description="How the CI was made: bootstrap (paired, resampling clusters), newcombe or newcombe-deff "
+        "(binary and fraction metrics: Newcombe's hybrid score interval, inside [−1, 1]).",
     )
     p_value: float = Field(ge=0, le=1, description="Two-sided p-value of the test named in `test`.")
     adjusted_p: float = Field(

@@ -167,6 +167,7 @@ def _metric_info(spec: MetricSpec, per_item: bool) -> MetricInfo:
         description=spec.description,
         higher_is_better=spec.higher_is_better,
         binary=spec.binary,
+        fraction=spec.fraction or spec.binary,
         headline=spec.headline,
         per_item=per_item,
         negligible=spec.negligible,
@@ -174,7 +175,8 @@ def _metric_info(spec: MetricSpec, per_item: bool) -> MetricInfo:
 
 
 def _item_metric(spec: MetricSpec, records: Sequence[ItemRecord]) -> MetricValue:
-    """Mean of one metric over items: Wilson for independent binary items, (clustered) t interval otherwise."""
+    """Mean of one metric over items: Wilson (design-effect adjusted when clustered) for binary and fraction
+    metrics, so the interval stays in [0, 1]; the (clustered) t interval for unbounded ones."""
     kept = [
         (value, record.cluster_id)
         for record in records
@@ -185,10 +187,9 @@ def _item_metric(spec: MetricSpec, records: Sequence[ItemRecord]) -> MetricValue
         return MetricValue(name=spec.name, value=None, n=0, missing=missing, method="no-data")
     values = [value for value, _ in kept]
     clusters = [cluster for _, cluster in kept]
-    # stats.proportion treats any cluster_ids as clustered, so pass them only when clusters really group items.
-    grouping = clusters if len(set(clusters)) < len(clusters) else None
-    estimate = stats.proportion(values, grouping) if spec.binary else stats.mean_ci(values, grouping)
-    return _from_estimate(spec.name, estimate, missing, proportion=spec.binary)
+    bounded = spec.binary or spec.fraction
+    estimate = stats.proportion(values, clusters) if bounded else stats.mean_ci(values, clusters)
+    return _from_estimate(spec.name, estimate, missing)
 
 
 def _summary_metric(name: str, value: Any, n_records: int) -> MetricValue:
@@ -201,20 +202,14 @@ def _summary_metric(name: str, value: Any, n_records: int) -> MetricValue:
     )
 
 
-def _from_estimate(
-    name: str, estimate: stats.Estimate, missing: int, proportion: bool = False
-) -> MetricValue:
-    """A MetricValue from a stats.Estimate; infinite bounds (fewer than two clusters) become None.
-
-    A (clustered) t interval of a proportion can leave [0, 1], which a proportion cannot: its bounds are clipped.
-    """
+def _from_estimate(name: str, estimate: stats.Estimate, missing: int) -> MetricValue:
+    """A MetricValue from a stats.Estimate; infinite bounds (fewer than two clusters) become None."""
     bounded = math.isfinite(estimate.low) and math.isfinite(estimate.high)
-    floor, ceiling = (0.0, 1.0) if proportion else (-math.inf, math.inf)
     return MetricValue(
         name=name,
         value=estimate.mean,
-        low=max(estimate.low, floor) if bounded else None,
-        high=min(estimate.high, ceiling) if bounded else None,
+        low=estimate.low if bounded else None,
+        high=estimate.high if bounded else None,
         n=estimate.n,
         n_clusters=estimate.n_clusters,
         missing=missing,
@@ -323,6 +318,7 @@ def _compare(
         seed=settings.seed,
         n_resamples=settings.n_resamples,
         confidence=settings.confidence,
+        proportions=spec.binary or spec.fraction,
     )
     bounded = math.isfinite(result.low) and math.isfinite(result.high)
     return {
@@ -330,6 +326,7 @@ def _compare(
         "delta": result.delta,
         "low": result.low if bounded else None,
         "high": result.high if bounded else None,
+        "interval": result.interval,
         "p_value": result.p_value,
         "test": result.test,
         "n": result.n,
