@@ -54,18 +54,21 @@ def test_default_policy_names_registered_probes_and_declared_metrics():
     assert {"instruction_following", "spurious_prefix", "termination", "forgetting"} <= covered
 
 
-def test_recommended_scope_excludes_the_flawed_epoch_and_recommends_the_best_passing(report):
-    assert report.recommendation.variant == "epoch-3"
+def test_recommended_scope_excludes_the_flawed_epoch_and_recommends_the_earliest_fit(report):
+    # epoch-3 scores highest but learned the opening: its defect findings exclude it even without a gate.
+    assert report.recommendation.variant == "epoch-1"
+    assert not next(c for c in report.recommendation.candidates if c.variant == "epoch-3").eligible
     gated = apply_gate(report, load_policy("default"))
     gate = gated.gate
-    assert gate.passed and gate.scope == "recommended" and gate.gated_variants == ("epoch-2",)
+    assert gate.passed and gate.scope == "recommended" and gate.gated_variants == ("epoch-1",)
     assert (
         list(gate.failed_variants) == ["epoch-3"]
         and "spurious-prefix-rate" in gate.failed_variants["epoch-3"]
     )
-    assert gated.recommendation.variant == "epoch-2" and gated.recommendation.gates_applied
+    assert gated.recommendation.variant == "epoch-1" and gated.recommendation.gates_applied
     epoch_3 = next(c for c in gated.recommendation.candidates if c.variant == "epoch-3")
     assert not epoch_3.eligible and "spurious-prefix-rate" in epoch_3.reason
+    assert epoch_3.excluded_by == ("gate", "finding")
 
 
 def test_rules_on_probes_absent_from_the_report_are_skipped_not_failed(report):
@@ -133,7 +136,7 @@ def test_recommended_scope_fails_when_no_variant_passes(tmp_path, report):
 def test_cli_exit_codes_junit_and_markdown(tmp_path, run_dir, monkeypatch, capsys):
     junit, markdown = tmp_path / "gate.xml", tmp_path / "summary.md"
     code, out, _ = cli(monkeypatch, capsys, "gate", run_dir, "--junit", junit, "--markdown", markdown)
-    assert code == 0 and "gate passed" in out and "recommended checkpoint: epoch-2" in out
+    assert code == 0 and "gate passed" in out and "recommended checkpoint: epoch-1" in out
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     cases = suite.findall("testcase")
     assert int(suite.get("tests")) == len(cases) > 0

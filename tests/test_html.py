@@ -83,7 +83,7 @@ def test_flip_counts_come_from_paired_items(records):
 
 
 def test_summary_shows_recommendation_gate_and_findings(page):
-    assert "Recommended checkpoint: <strong>epoch-2</strong>" in page
+    assert "Recommended checkpoint: <strong>epoch-1</strong>" in page
     assert '<div class="gate passed"><h3>Gate passed</h3>' in page
     assert "opens 75% of off-task answers with &#x27;The sentiment is:&#x27;" in page
     assert page.count('<figure class="chart"') == 5

@@ -21,7 +21,6 @@ from sfteval.core.records import ItemRecord
 from sfteval.core.report import Report
 from sfteval.core.results import ComparisonResult
 from sfteval.report.build import build_report
-from sfteval.report.recommend import recommend
 
 SEED = 7
 
@@ -200,32 +199,6 @@ def test_power_note_per_probe(report):
     clustered_note = report.probe("clustered").mde_note
     assert clustered_note.startswith("passed: " + stats.mde_note(6, baseline=8 / 12))
     assert "counting clusters" in clustered_note
-
-
-def test_recommendation_picks_the_best_headline_score(report):
-    recommendation = report.recommendation
-    assert (recommendation.variant, recommendation.probe, recommendation.metric) == (
-        "epoch-1",
-        "answers",
-        "accuracy",
-    )
-    assert recommendation.score == 0.95 and not recommendation.gates_applied
-    assert [(c.variant, c.score, c.eligible) for c in recommendation.candidates] == [
-        ("epoch-1", 0.95, True),
-        ("epoch-2", 0.4, True),
-    ]
-    assert "ties go to the earlier epoch" in recommendation.rule
-
-
-def test_recommendation_ties_go_to_the_earlier_epoch_and_gates_exclude():
-    records = [r for r in answer_records() if r.variant != "epoch-2"]
-    records += [r.model_copy(update={"variant": "epoch-2"}) for r in records if r.variant == "epoch-1"]
-    tied = build_report(run_info(), records, {"answers": probes()["answers"]}, seed=SEED)
-    assert tied.recommendation.variant == "epoch-1"
-    gated = recommend(tied.run, tied.probes, excluded={"epoch-1": "fails max_drop on accuracy"})
-    assert (gated.variant, gated.gates_applied) == ("epoch-2", True)
-    assert gated.candidates[0].reason == "fails max_drop on accuracy" and not gated.candidates[0].eligible
-    assert recommend(run_info(["base"]), tied.probes) is None
 
 
 def test_without_base_only_previous_epoch_comparisons_are_made():

@@ -14,32 +14,12 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from sfteval.core.errors import UserError
-from sfteval.core.results import ComparisonResult, Finding, ProbeResult, Relation
+from sfteval.core.recommendation import Recommendation
+from sfteval.core.results import ComparisonResult, Finding, FindingGroup, ProbeResult, Relation
 from sfteval.core.run_info import RunInfo, StatsSettings, Strict
 
 SCHEMA_VERSION = 1
 REPORT_FILE = "report.json"
-
-
-class CandidateScore(Strict):
-    """One variant's standing in the best-epoch recommendation."""
-
-    variant: str = Field(description="Variant name.")
-    score: float | None = Field(description="Recommendation score; None when the variant has no value.")
-    eligible: bool = Field(default=True, description="False when a gate excluded the variant.")
-    reason: str | None = Field(default=None, description="Why the variant is not eligible.")
-
-
-class Recommendation(Strict):
-    """Which checkpoint to carry on with, by a documented rule."""
-
-    variant: str | None = Field(description="Recommended variant; None when no candidate has a score.")
-    probe: str = Field(description="Probe whose headline metric decides.")
-    metric: str = Field(description="The deciding metric.")
-    score: float | None = Field(description="The recommended variant's score.")
-    rule: str = Field(description="The rule, in words.")
-    gates_applied: bool = Field(default=False, description="Whether gate verdicts restricted the candidates.")
-    candidates: tuple[CandidateScore, ...] = Field(description="Every non-base variant, in run order.")
 
 
 GateVerdict = Literal["pass", "fail", "warn", "skipped"]
@@ -105,6 +85,11 @@ class Report(Strict):
         description="Every paired comparison, Holm-corrected jointly."
     )
     findings: tuple[Finding, ...] = Field(default=(), description="Findings, most severe first.")
+    finding_groups: tuple[FindingGroup, ...] = Field(
+        default=(),
+        description="The findings grouped by defect (probe, kind, metric, template) across variants, most "
+        "severe first: what the terminal and HTML summaries show.",
+    )
     recommendation: Recommendation | None = Field(default=None, description="Best-epoch recommendation.")
     notes: tuple[str, ...] = Field(default=(), description="Caveats: skipped comparisons, unpaired items.")
     gate: GateResult | None = Field(

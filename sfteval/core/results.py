@@ -157,6 +157,36 @@ class Finding(Strict):
     variant: str | None = Field(default=None, description="Variant the finding is about.")
     metric: str | None = Field(default=None, description="Metric the finding is about.")
     template: str | None = Field(default=None, description="Template the finding is about.")
+    value: float | None = Field(
+        default=None,
+        description="The number the finding is about, larger = more pronounced (a rate, a ratio, a drop), so a "
+        "finding repeated over epochs can be told as one trend and its worst epoch named.",
+    )
+    value_text: str | None = Field(default=None, description="The value as a sentence writes it: '245×', '74%'.")
+    adjusted_p: float | None = Field(
+        default=None, ge=0, le=1, description="Holm-adjusted p-value of the test the finding rests on, if any."
+    )
+    claim: str | None = Field(
+        default=None,
+        description="The sentence for several variants at once, without its subject and with {value} where the "
+        "values go, e.g. \"make 'The sentiment is:' {value} likelier on off-task prompts than the base\".",
+    )
+
+
+class FindingGroup(Strict):
+    """One defect (probe, kind, metric, template) across the variants that show it, told once with its trend."""
+
+    severity: Severity = Field(description="The worst severity among the group's findings.")
+    kind: str = Field(description="The findings' kind.")
+    probe: str | None = Field(default=None, description="Probe the findings are about.")
+    metric: str | None = Field(default=None, description="Metric the findings are about.")
+    template: str | None = Field(default=None, description="Template the findings are about.")
+    message: str = Field(description="One sentence for the whole group: the variants, the trend, the worst one.")
+    variants: tuple[str, ...] = Field(description="Variants with the finding, in run order (empty: the run).")
+    values: tuple[float | None, ...] = Field(description="Each variant's value (Finding.value), same order.")
+    worst: str | None = Field(
+        default=None, description="The variant where the defect is most pronounced (largest value)."
+    )
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ from sfteval.core.results import (
 from sfteval.core.run_info import RunInfo, StatsSettings
 from sfteval.core.variants import BASE
 from sfteval.probes.base import Probe
+from sfteval.report.finding_groups import group_findings
 from sfteval.report.findings import comparison_findings, incomplete_run_finding, ordered, probe_findings
-from sfteval.report.recommend import recommend
+from sfteval.report.recommend_pairs import build_recommendation
 
 # Keeps the power note meaningful when the reference scores 0% or 100% (the formula would give 0 points).
 _MDE_BASELINE_RANGE = (0.05, 0.95)
@@ -64,13 +65,16 @@ def build_report(
         )
         own = tuple(comparison for comparison in comparisons if comparison.probe == name)
         findings.extend(probe_findings(probe, ProbeSlice(run, result, own, probe_records)))
+    sorted_findings = ordered(findings)
+    groups = group_findings(sorted_findings, order)
     return Report(
         run=run,
         stats=settings,
         probes=tuple(results),
         comparisons=comparisons,
-        findings=ordered(findings),
-        recommendation=recommend(run, results),
+        findings=sorted_findings,
+        finding_groups=groups,
+        recommendation=build_recommendation(run, results, grouped, sorted_findings, groups, settings),
         notes=tuple(notes),
     )
 

@@ -31,7 +31,7 @@ from sfteval.core.results import MetricInfo, ProbeResult
 from sfteval.core.shipped import resolve_shipped
 from sfteval.core.variants import BASE
 from sfteval.core.yaml_source import compose_yaml, located_error, node_at, node_line, read_text
-from sfteval.report.recommend import recommend
+from sfteval.report.recommend import recommend_report
 
 DEFAULT_POLICY = "default"
 CHECK_KINDS: tuple[GateCheckKind, ...] = ("min", "max", "max_drop", "min_gain", "not_worse_than_base")
@@ -153,7 +153,7 @@ def _check_names(rule: GateRule, where: str) -> None:
 def apply_gate(report: Report, loaded: LoadedPolicy) -> Report:
     """The report with gate verdicts and the recommendation recomputed among variants passing the fail-rules."""
     result = evaluate_gate(report, loaded)
-    recommendation = recommend(report.run, report.probes, excluded=result.failed_variants)
+    recommendation = recommend_report(report, excluded=result.failed_variants)
     return report.model_copy(update={"gate": result, "recommendation": recommendation})
 
 
@@ -195,7 +195,7 @@ def _gated_variants(
             )
         return list(scope)
     if scope == "recommended":
-        recommendation = recommend(report.run, report.probes, excluded=failed)
+        recommendation = recommend_report(report, excluded=failed)
         if recommendation is not None:
             return [] if recommendation.variant is None else [recommendation.variant]
     return candidates
@@ -332,7 +332,15 @@ def _verdict(
 ) -> GateCheck:
     verdict: GateVerdict = "pass" if ok else rule.severity
     return _gate_check(
-        rule, kind, variant, template, binary=binary, value=value, bound=bound, verdict=verdict, message=message
+        rule,
+        kind,
+        variant,
+        template,
+        binary=binary,
+        value=value,
+        bound=bound,
+        verdict=verdict,
+        message=message,
     )
 
 

@@ -1,0 +1,99 @@
+"""Findings grouped by defect: one sentence per (probe, kind, metric, template) across the variants that show it.
+
+Three near-identical warnings, one per epoch, hide the story; the trend over epochs is what a reader needs:
+"epochs 1–3 make 'The sentiment is:' 245× → 82× → 58× likelier on off-task prompts than the base (all Holm
+p < 0.001; worst epoch-1)". A probe enables that sentence by giving its findings a `claim` (the sentence for several
+variants, with {value} where the trend goes) and a `value`/`value_text`; without them the group repeats the worst
+variant's own sentence and names the others. The group's severity is the worst of its findings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from sfteval.core.results import Finding, FindingGroup
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+_EPOCH_NAME = re.compile(r"^epoch-(\d+)$")
+GroupKey = tuple[str | None, str, str | None, str | None]
+
+
+def group_findings(findings: Iterable[Finding], variant_order: Sequence[str]) -> tuple[FindingGroup, ...]:
+    """Groups most severe first (then in the order their first finding came), members in run order."""
+    position = {name: index for index, name in enumerate(variant_order)}
+    grouped: dict[GroupKey, list[Finding]] = {}
+    for finding in findings:
+        key = (finding.probe, finding.kind, finding.metric, finding.template)
+        grouped.setdefault(key, []).append(finding)
+    groups = [
+        _group(sorted(members, key=lambda member: position.get(member.variant or "", len(position))))
+        for members in grouped.values()
+    ]
+    return tuple(sorted(groups, key=lambda group: _SEVERITY_ORDER[group.severity]))
+
+
+def subject(variants: Sequence[str]) -> str:
+    """'epochs 1–3' for consecutive epochs, else the names: 'epoch-1 and epoch-3', 'epoch-2'."""
+    numbers = [int(match.group(1)) for name in variants if (match := _EPOCH_NAME.match(name))]
+    consecutive = len(numbers) == len(variants) > 2 and numbers == list(range(numbers[0], numbers[-1] + 1))
+    if consecutive:
+        return f"epochs {numbers[0]}–{numbers[-1]}"
+    if len(variants) <= 1:
+        return "".join(variants)
+    return ", ".join(variants[:-1]) + " and " + variants[-1]
+
+
+def _group(members: list[Finding]) -> FindingGroup:
+    """One group from its findings (in run order)."""
+    severity = min((member.severity for member in members), key=_SEVERITY_ORDER.__getitem__)
+    variants = tuple(member.variant for member in members if member.variant is not None)
+    worst = _worst(members, severity)
+    first = members[0]
+    return FindingGroup(
+        severity=severity,
+        kind=first.kind,
+        probe=first.probe,
+        metric=first.metric,
+        template=first.template,
+        message=_message(members, worst),
+        variants=variants,
+        values=tuple(member.value for member in members if member.variant is not None),
+        worst=worst.variant if len(members) > 1 else first.variant,
+    )
+
+
+def _worst(members: Sequence[Finding], severity: str) -> Finding:
+    """The most severe member with the largest value (the first of them when no member has a value)."""
+    severest = [member for member in members if member.severity == severity]
+    valued = [member for member in severest if member.value is not None]
+    return max(valued, key=lambda member: member.value or 0.0) if valued else severest[0]
+
+
+def _message(members: Sequence[Finding], worst: Finding) -> str:
+    """The group's sentence: the trend when the findings carry a claim and values, else the worst one's own."""
+    if len(members) == 1:
+        return members[0].message
+    variants = [member.variant or "" for member in members]
+    claims = {member.claim for member in members}
+    if len(claims) == 1 and worst.claim and all(member.value_text for member in members):
+        trend = " → ".join(member.value_text or "" for member in members)
+        sentence = f"{subject(variants)} {worst.claim.replace('{value}', trend)}"
+        label = "largest" if worst.severity == "info" else "worst"
+        detail = [_p_values(members), f"{label} {worst.variant}"]
+        return f"{sentence} ({'; '.join(part for part in detail if part)})."
+    others = [
+        f"{member.variant} ({member.value_text})" if member.value_text else str(member.variant)
+        for member in members
+        if member is not worst
+    ]
+    return f"{worst.message.rstrip('.')}; also {subject(others) if len(others) > 1 else others[0]}."
+
+
+def _p_values(members: Sequence[Finding]) -> str:
+    """'all Holm p < 0.001', 'all Holm p ≤ 0.02', or '' when some member rests on no test."""
+    values = [member.adjusted_p for member in members]
+    if any(value is None for value in values):
+        return ""
+    largest = max(value for value in values if value is not None)
+    return "all Holm p < 0.001" if largest < 0.001 else f"all Holm p ≤ {largest:.2g}"
