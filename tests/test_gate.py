@@ -68,7 +68,8 @@ def test_recommended_scope_excludes_the_flawed_epoch_and_recommends_the_earliest
     assert gated.recommendation.variant == "epoch-1" and gated.recommendation.gates_applied
     epoch_3 = next(c for c in gated.recommendation.candidates if c.variant == "epoch-3")
     assert not epoch_3.eligible and "spurious-prefix-rate" in epoch_3.reason
-    assert epoch_3.excluded_by == ("gate", "finding")
+    assert epoch_3.exclusions[0] == "gate rule spurious-prefix-rate"
+    assert "spurious_prefix: spurious_prefix" in epoch_3.exclusions
 
 
 def test_rules_on_probes_absent_from_the_report_are_skipped_not_failed(report):

@@ -47,7 +47,12 @@ def test_a_variant_with_a_defect_finding_is_never_recommended():
     recommendation = report.recommendation
     assert recommendation.variant == "epoch-1"
     flawed = candidate(report, "epoch-2")
-    assert not flawed.eligible and flawed.excluded_by == ("finding",)
+    assert not flawed.eligible
+    assert flawed.exclusions == (
+        "answers: identical_outputs",
+        "answers: headline_regression_vs_base",
+        "answers: headline_regression_vs_previous",
+    )
     assert flawed.reason.startswith("error (answers): epoch-2 gives the same answer to every item.")
     assert flawed.reason.endswith("(and 2 more defect findings)")
     assert "the only epoch without a defect" in recommendation.verdict
@@ -100,9 +105,9 @@ def test_gate_failures_exclude_and_the_rule_reruns_from_the_stored_report():
     assert gated.variant == "epoch-1" and gated.gates_applied
     assert candidate(report, "epoch-3").eligible
     excluded = next(c for c in gated.candidates if c.variant == "epoch-3")
-    assert (excluded.eligible, excluded.excluded_by, excluded.reason) == (
+    assert (excluded.eligible, excluded.exclusions, excluded.reason) == (
         False,
-        ("gate",),
+        ("gate rule x",),
         "gate rule x: broken",
     )
 

@@ -33,15 +33,21 @@ class CandidateScore(Strict):
     """One variant's standing in the recommendation: its score, whether it may be recommended, and why not."""
 
     variant: str = Field(description="Variant name.")
-    score: float | None = Field(description="The deciding metric, mean over serving templates; None without one.")
-    eligible: bool = Field(default=True, description="False when a gate rule or a defect finding excluded it.")
+    score: float | None = Field(
+        description="The deciding metric, mean over serving templates; None without one."
+    )
+    eligible: bool = Field(
+        default=True, description="False when a gate rule or a defect finding excluded it."
+    )
     reason: str | None = Field(default=None, description="Why the variant is not eligible.")
-    excluded_by: tuple[str, ...] = Field(
-        default=(), description="What excluded it: 'gate' (a fail-rule), 'finding' (a warning-level defect)."
+    exclusions: tuple[str, ...] = Field(
+        default=(),
+        description="What excluded it, in short: 'gate rule NAME' for a broken fail-rule, the kind of each "
+        "warning- or error-level finding ('prefix affinity', 'prompt_loose regression').",
     )
     delta_vs_base: float | None = Field(default=None, description="Paired Δ of the deciding metric vs base.")
     p_vs_base: float | None = Field(
-        default=None, description="Holm-adjusted p of that Δ, over the eligible candidates vs base."
+        default=None, description="Holm-adjusted p of that Δ, over every candidate vs base."
     )
     delta_vs_earliest: float | None = Field(
         default=None, description="Paired Δ vs the earliest eligible candidate (None for that one itself)."
@@ -62,7 +68,9 @@ class Recommendation(Strict):
     gates_applied: bool = Field(default=False, description="Whether gate verdicts restricted the candidates.")
     candidates: tuple[CandidateScore, ...] = Field(description="Every non-base variant, in run order.")
     verdict: str = Field(default="", description="The decision in one or two sentences.")
-    reasons: tuple[str, ...] = Field(default=(), description="Why: exclusions, the significance tests, vs base.")
+    reasons: tuple[str, ...] = Field(
+        default=(), description="Why: exclusions, the significance tests, vs base."
+    )
     beats_base: bool | None = Field(
         default=None,
         description="Whether the recommended variant is significantly better than base on the deciding metric "

@@ -162,9 +162,14 @@ class Finding(Strict):
         description="The number the finding is about, larger = more pronounced (a rate, a ratio, a drop), so a "
         "finding repeated over epochs can be told as one trend and its worst epoch named.",
     )
-    value_text: str | None = Field(default=None, description="The value as a sentence writes it: '245×', '74%'.")
+    value_text: str | None = Field(
+        default=None, description="The value as a sentence writes it: '245×', '74%'."
+    )
     adjusted_p: float | None = Field(
-        default=None, ge=0, le=1, description="Holm-adjusted p-value of the test the finding rests on, if any."
+        default=None,
+        ge=0,
+        le=1,
+        description="Holm-adjusted p-value of the test the finding rests on, if any.",
     )
     claim: str | None = Field(
         default=None,
@@ -181,7 +186,9 @@ class FindingGroup(Strict):
     probe: str | None = Field(default=None, description="Probe the findings are about.")
     metric: str | None = Field(default=None, description="Metric the findings are about.")
     template: str | None = Field(default=None, description="Template the findings are about.")
-    message: str = Field(description="One sentence for the whole group: the variants, the trend, the worst one.")
+    message: str = Field(
+        description="One sentence for the whole group: the variants, the trend, the worst one."
+    )
     variants: tuple[str, ...] = Field(description="Variants with the finding, in run order (empty: the run).")
     values: tuple[float | None, ...] = Field(description="Each variant's value (Finding.value), same order.")
     worst: str | None = Field(

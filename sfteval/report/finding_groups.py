@@ -80,8 +80,9 @@ def _message(members: Sequence[Finding], worst: Finding) -> str:
         trend = " → ".join(member.value_text or "" for member in members)
         sentence = f"{subject(variants)} {worst.claim.replace('{value}', trend)}"
         label = "largest" if worst.severity == "info" else "worst"
-        detail = [_p_values(members), f"{label} {worst.variant}"]
-        return f"{sentence} ({'; '.join(part for part in detail if part)})."
+        detail = "; ".join(part for part in (_p_values(members), f"{label} {worst.variant}") if part)
+        # "... (base 0%)" + "(worst epoch-3)" reads as "... (base 0%; worst epoch-3)".
+        return f"{sentence[:-1]}; {detail})." if sentence.endswith(")") else f"{sentence} ({detail})."
     others = [
         f"{member.variant} ({member.value_text})" if member.value_text else str(member.variant)
         for member in members

@@ -66,7 +66,10 @@ def summary_line(result: GateResult) -> str:
     if result.passed:
         return f"gate passed ({result.scope}): {gated} passes every fail-rule ({tally})"
     if not result.gated_variants:
-        return f"gate failed ({result.scope}): no variant passes every fail-rule ({tally})"
+        return (
+            f"gate failed ({result.scope}): no checkpoint is recommended, every candidate has a defect "
+            f"or breaks a fail-rule ({tally})"
+        )
     broken = [name for name in result.gated_variants if name in result.failed_variants]
     return f"gate failed ({result.scope}): {', '.join(broken)} broke a fail-rule ({tally})"
 

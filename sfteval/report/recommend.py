@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from sfteval import stats
-from sfteval.core.formatting import format_delta, format_p, format_value
+from sfteval.core.formatting import format_delta, format_p
 from sfteval.core.recommendation import CandidateScore, PairedDifference, Recommendation
 from sfteval.core.report import Report
 from sfteval.core.results import Finding, FindingGroup, MetricInfo, ProbeResult
@@ -52,12 +52,13 @@ def recommend(
     probe, metric = decider
     candidates = _screened(names, probe, metric, findings, excluded or {})
     eligible = [candidate.variant for candidate in candidates if candidate.eligible]
-    vs_base = _holm(comparisons, [(name, BASE) for name in eligible], alpha)
+    vs_base = _holm(comparisons, [(name, BASE) for name in names], alpha)
     vs_earliest = _holm(comparisons, [(name, eligible[0]) for name in eligible[1:]], alpha)
     candidates = [_with_tests(candidate, vs_base, vs_earliest) for candidate in candidates]
     chosen = _choose(candidates, vs_earliest)
-    reasons = _reasons(candidates, metric, vs_earliest, vs_base, bool(comparisons))
     beats_base = None if chosen is None or chosen not in vs_base else _better(vs_base[chosen])
+    fit_vs_base = {name: tested for name, tested in vs_base.items() if name in eligible}
+    reasons = _reasons(candidates, metric, vs_earliest, fit_vs_base, bool(comparisons))
     score = next((c.score for c in candidates if c.variant == chosen), None)
     return Recommendation(
         variant=chosen,
@@ -67,7 +68,7 @@ def recommend(
         rule=RULE.format(metric=metric.name, probe=probe.name, alpha=alpha),
         gates_applied=excluded is not None,
         candidates=tuple(candidates),
-        verdict=_verdict(chosen, candidates, metric, vs_base, groups),
+        verdict=_verdict(chosen, candidates, metric, fit_vs_base, groups),
         reasons=tuple(reasons),
         beats_base=beats_base,
         comparisons=tuple(comparisons),
@@ -115,7 +116,8 @@ def _screened(
         defects = [f for f in findings if f.variant == name and f.severity in DEFECT_SEVERITIES]
         # A probe's own sentence says more than the generic "metric rose" one: it goes first.
         defects.sort(key=lambda finding: finding.kind.startswith("headline_"))
-        causes = (("gate",) if name in failed else ()) + (("finding",) if defects else ())
+        labels = [failed[name].partition(":")[0]] if name in failed else []
+        labels += list(dict.fromkeys(_label(finding) for finding in defects))
         why = [failed[name]] if name in failed else []
         if defects:
             more = len(defects) - 1
@@ -126,12 +128,19 @@ def _screened(
             CandidateScore(
                 variant=name,
                 score=_score(probe, metric.name, name),
-                eligible=not causes,
+                eligible=not labels,
                 reason="; ".join(why) or None,
-                excluded_by=causes,
+                exclusions=tuple(labels),
             )
         )
     return candidates
+
+
+def _label(finding: Finding) -> str:
+    """A defect in two or three words: 'prefix affinity', 'prompt_loose regression'."""
+    if finding.kind.startswith("headline_") and finding.metric:
+        return f"{finding.metric} {finding.kind.split('_')[1]}"
+    return finding.kind.replace("_", " ")
 
 
 def _holm(comparisons: Sequence[PairedDifference], pairs: Sequence[tuple[str, str]], alpha: float) -> Tested:
@@ -261,15 +270,13 @@ def _none_fit(
         (g for g in groups if g.severity in DEFECT_SEVERITIES and set(names) <= set(g.variants)), None
     )
     if shared is not None:
-        return f"None is recommended: every epoch has the same defect. {shared.message}"
-    gated = [c.variant for c in candidates if "gate" in c.excluded_by]
+        return f"None is recommended: every epoch has the same defect. {capitalized(shared.message)}"
+    gated = [c.variant for c in candidates if any(label.startswith("gate") for label in c.exclusions)]
     if gated and len(gated) == len(candidates):
         return "None is recommended: every epoch breaks a fail-rule of the gate policy."
     return "None is recommended: every epoch has a warning-level defect or breaks a gate fail-rule."
 
 
-def score_text(recommendation: Recommendation, probes: Sequence[ProbeResult]) -> str:
-    """The recommended variant's score as the report shows it ('62.5%')."""
-    probe = next((p for p in probes if p.name == recommendation.probe), None)
-    info = None if probe is None else probe.metric_info(recommendation.metric)
-    return format_value(recommendation.score, info is not None and info.binary)
+def capitalized(sentence: str) -> str:
+    """The sentence with its first letter in upper case ('Epochs 1–3 make ...')."""
+    return sentence[:1].upper() + sentence[1:]
