@@ -69,7 +69,7 @@ def test_recommended_scope_excludes_the_flawed_epoch_and_recommends_the_earliest
     epoch_3 = next(c for c in gated.recommendation.candidates if c.variant == "epoch-3")
     assert not epoch_3.eligible and "spurious-prefix-rate" in epoch_3.reason
     assert epoch_3.exclusions[0] == "gate rule spurious-prefix-rate"
-    assert "spurious_prefix: spurious_prefix" in epoch_3.exclusions
+    assert epoch_3.exclusions[1:] == ("spurious prefix", "dominant_prefix regression")
 
 
 def test_rules_on_probes_absent_from_the_report_are_skipped_not_failed(report):
@@ -272,3 +272,41 @@ def test_run_with_gate_stores_the_verdict_and_writes_html(tmp_path):
         assert ("Gate passed" if expected == 0 else "Gate failed") in page
         shown = CliRunner().invoke(app, ["report", str(out)], env={"COLUMNS": "200"})
         assert shown.exit_code == 0 and ("gate passed" if expected == 0 else "gate failed") in shown.output
+
+
+def test_run_applies_the_default_policy_without_failing_unless_asked(tmp_path, monkeypatch):
+    import test_runner
+    from typer.testing import CliRunner
+
+    import sfteval.report.gate as gate_module
+    from sfteval.cli import app
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "model.safetensors").write_bytes(b"")
+    test_runner.add_checkpoint(tmp_path / "sft", base, 1)
+    suite = policy(tmp_path, test_runner.SUITE_TEXT).rename(tmp_path / "suite.yaml")
+    failing = policy(
+        tmp_path, "rules:\n  - {name: echo, probe: test_echo, metric: mentions_epoch, max: 0.5}\n"
+    )
+    monkeypatch.setattr(gate_module, "DEFAULT_POLICY", str(failing))
+    arguments = [
+        "run",
+        "--ckpt",
+        str(tmp_path / "sft"),
+        "--suite",
+        str(suite),
+        "--engine",
+        test_runner.FAKE_ENGINE,
+    ]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "default")], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    gated = load_report(tmp_path / "default")
+    assert gated.gate is not None and not gated.gate.passed and gated.recommendation.variant is None
+    assert "gate failed" in result.output and "None is recommended" in result.output
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "off"), "--no-gate"])
+    assert result.exit_code == 0 and load_report(tmp_path / "off").gate is None
+    both = CliRunner().invoke(
+        app, [*arguments, "--out", str(tmp_path / "x"), "--no-gate", "--gate", "default"]
+    )
+    assert isinstance(both.exception, UserError) and "choose one" in str(both.exception)

@@ -112,7 +112,10 @@ def test_load_report_errors_name_the_file(tmp_path, content, message):
 def test_report_command_renders(monkeypatch, capsys, run_dir):
     code, out, err = run_main(monkeypatch, capsys, "report", str(run_dir))
     assert code == 0, err
-    assert "answers (v3)" in out and "Δ -50.0*" in out and "recommended checkpoint: epoch-1" in out
+    assert "Recommended: epoch-1" in out and "-50.0*" in out and "add --detail" in out
+    assert "answers (v3)" not in out
+    code, out, err = run_main(monkeypatch, capsys, "report", str(run_dir), "--detail")
+    assert code == 0 and "answers (v3)" in out and "Δ -50.0*" in out
 
 
 @pytest.mark.parametrize("content", [None, "{broken"])

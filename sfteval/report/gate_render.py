@@ -80,16 +80,14 @@ def recommendation_line(report: Report) -> Text:
     if recommendation is None:
         return Text("no recommendation: no non-base variant or no headline metric to rank by", style="dim")
     if recommendation.variant is None:
-        return Text(
-            "no recommended checkpoint: no variant passes every fail-rule with a score", style="bold red"
-        )
+        return Text(f"no recommended checkpoint. {recommendation.verdict}".rstrip(), style="bold red")
     probe = report.probe(recommendation.probe)
     info = None if probe is None else probe.metric_info(recommendation.metric)
     score = format_value(recommendation.score, info is not None and info.binary)
     return Text.assemble(
         ("recommended checkpoint: ", "bold"),
         (recommendation.variant, "bold green"),
-        f" ({recommendation.metric} of {recommendation.probe} {score}; best among variants passing the gate)",
+        f" ({recommendation.metric} of {recommendation.probe} {score}; the rule among variants passing the gate)",
     )
 
 
