@@ -6,6 +6,7 @@ None and the `method` field says why. Probes, the report builder and the rendere
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +18,13 @@ from sfteval.core.run_info import RunInfo, Strict
 Direction = Literal["better", "worse", "neutral"]
 Severity = Literal["info", "warning", "error"]
 Relation = Literal["base", "previous"]
+
+
+def direction_of(higher_is_better: bool | None, delta: float | None) -> Direction:
+    """better/worse by the metric's declared direction; neutral for descriptive metrics or no change."""
+    if higher_is_better is None or not delta:
+        return "neutral"
+    return "better" if (delta > 0) == higher_is_better else "worse"
 
 
 class MetricInfo(Strict):
@@ -204,3 +212,16 @@ class ProbeSlice:
     result: ProbeResult
     comparisons: tuple[ComparisonResult, ...]
     records: tuple[ItemRecord, ...]
+
+
+@dataclass(frozen=True)
+class RunRelativeMeasure:
+    """A quantity one run defines relative to itself (the opening it learned, a tic phrase) that any item record
+    can be scored for, so `sfteval diff` measures it in both runs on the same items (`Probe.run_relative_measures`).
+    """
+
+    name: str
+    """Row name in a diff, e.g. "opens with 'The sentiment is:'"."""
+    score: Callable[[ItemRecord], float | None]
+    """The record's value in [0, 1] (e.g. 1 when its output opens with the phrase); None when it has no output."""
+    higher_is_better: bool | None = False

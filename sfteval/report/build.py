@@ -20,17 +20,18 @@ from sfteval.core.report import Report
 from sfteval.core.results import (
     CellResult,
     ComparisonResult,
-    Direction,
     MetricInfo,
     MetricValue,
     ProbeResult,
     ProbeSlice,
+    direction_of,
 )
 from sfteval.core.run_info import RunInfo, StatsSettings
 from sfteval.core.variants import BASE
 from sfteval.probes.base import Probe
 from sfteval.report.finding_groups import group_findings
 from sfteval.report.findings import comparison_findings, incomplete_run_finding, ordered, probe_findings
+from sfteval.report.items import finite
 from sfteval.report.recommend_pairs import build_recommendation
 
 # Keeps the power note meaningful when the reference scores 0% or 100% (the formula would give 0 points).
@@ -184,7 +185,7 @@ def _item_metric(spec: MetricSpec, records: Sequence[ItemRecord]) -> MetricValue
     kept = [
         (value, record.cluster_id)
         for record in records
-        if (value := _finite(record.metrics.get(spec.name))) is not None
+        if (value := finite(record.metrics.get(spec.name))) is not None
     ]
     missing = len(records) - len(kept)
     if not kept:
@@ -200,7 +201,7 @@ def _summary_metric(name: str, value: Any, n_records: int) -> MetricValue:
     """A probe-level summary: a plain number (no interval) or a stats.Estimate carrying its own interval."""
     if isinstance(value, stats.Estimate):
         return _from_estimate(name, value, missing=0)
-    number = _finite(value)
+    number = finite(value)
     return MetricValue(
         name=name, value=number, n=n_records, method="summary" if number is not None else "no-data"
     )
@@ -219,14 +220,6 @@ def _from_estimate(name: str, estimate: stats.Estimate, missing: int) -> MetricV
         missing=missing,
         method=estimate.method if bounded else "no-interval",
     )
-
-
-def _finite(value: Any) -> float | None:
-    """A per-item value as a float, or None when it is absent or not finite."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _mde_note(specs: Sequence[MetricSpec], cells: Sequence[CellResult]) -> str | None:
@@ -309,7 +302,7 @@ def _compare(
     """One paired comparison's fields before correction, or None when no item has a value on both sides."""
     try:
         pairs = stats.pairing(
-            records, reference_records, value=lambda record: _finite(record.metrics.get(spec.name))
+            records, reference_records, value=lambda record: finite(record.metrics.get(spec.name))
         )
     except ValueError as error:
         raise UserError(f"{where}: {error}") from None
@@ -336,16 +329,9 @@ def _compare(
         "n": result.n,
         "n_clusters": result.n_clusters,
         "unpaired": pairs.unmatched_a + pairs.unmatched_b + pairs.missing_values,
-        "direction": _direction(spec.higher_is_better, result.delta),
+        "direction": direction_of(spec.higher_is_better, result.delta),
         "headline": spec.headline,
     }
-
-
-def _direction(higher_is_better: bool | None, delta: float) -> Direction:
-    """better/worse by the metric's declared direction; neutral for descriptive metrics or no change."""
-    if higher_is_better is None or delta == 0:
-        return "neutral"
-    return "better" if (delta > 0) == higher_is_better else "worse"
 
 
 def _holm_corrected(pending: Sequence[dict[str, Any]], alpha: float) -> tuple[ComparisonResult, ...]:

@@ -18,6 +18,7 @@ from sfteval.core.records import ItemRecord
 from sfteval.core.results import Finding, FindingGroup, MetricInfo, ProbeResult
 from sfteval.core.run_info import RunInfo, StatsSettings
 from sfteval.core.variants import BASE
+from sfteval.report.items import finite
 from sfteval.report.recommend import deciding_metric, recommend
 
 
@@ -76,7 +77,7 @@ def _compare(
         pairs = stats.pairing(
             records,
             reference,
-            value=lambda record: _finite(record.metrics.get(metric.name)),
+            value=lambda record: finite(record.metrics.get(metric.name)),
             key=lambda record: (record.template, record.item_id),
         )
     except ValueError as error:
@@ -104,10 +105,3 @@ def _compare(
         n=result.n,
         n_clusters=result.n_clusters,
     )
-
-
-def _finite(value: float | int | bool | None) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
