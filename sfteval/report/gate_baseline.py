@@ -19,12 +19,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sfteval import stats
 from sfteval.core.errors import UserError
 from sfteval.core.formatting import format_magnitude, format_p
 from sfteval.core.records import ItemRecord
-from sfteval.core.report import GateCheck, GateCheckKind, Report, load_report
+from sfteval.core.report import GateCheck, GateCheckKind, GateVerdict, Report, load_report
 from sfteval.core.results import MetricInfo
 from sfteval.report.gate import BASELINE_KINDS, GateRule, LoadedPolicy
 from sfteval.report.items import finite, load_run_items, report_file
@@ -210,68 +211,38 @@ def _verdict(
         message = (
             f"{rule.metric} {state} than the baseline ({change} {over}, Holm {format_p(holm.adjusted_p)})"
         )
-        value, bound, ok = holm.adjusted_p, None, not worse
+        value, ok = holm.adjusted_p, not worse
     else:
-        bound = rule.max_drop_vs_baseline
-        assert bound is not None
+        bound = rule.max_drop_vs_baseline or 0.0
         value, ok = -good, -good <= bound + 1e-9
         message = (
             f"{rule.metric} {'dropped' if good < 0 else 'did not drop'} vs the baseline ({change} {over}; the drop "
             f"must be at most {format_magnitude(bound, info.binary)})"
         )
-    return _check(
-        rule,
-        kind,
-        variant,
-        pair.template,
-        where,
-        info.binary,
-        value,
-        bound,
-        ok,
-        message,
-        result.n,
-        pair.unpaired,
-    )
+    verdict: GateVerdict = "pass" if ok else rule.severity
+    return _check(rule, kind, variant, where, template=pair.template, binary=info.binary, value=value,
+                  verdict=verdict, message=message, n_pairs=result.n, unpaired=pair.unpaired)  # fmt: skip
 
 
-def _check(
-    rule: GateRule,
-    kind: GateCheckKind,
-    variant: str | None,
-    template: str | None,
-    where: str,
-    binary: bool,
-    value: float | None,
-    bound: float | None,
-    ok: bool | None,
-    message: str,
-    n_pairs: int | None = None,
-    unpaired: int | None = None,
-) -> GateCheck:
-    """A GateCheck against the baseline (ok None: skipped)."""
+def _check(rule: GateRule, kind: GateCheckKind, variant: str, where: str, **outcome: Any) -> GateCheck:
+    """A GateCheck of `rule`'s baseline `kind` on `variant`, with its outcome (value, verdict, message, …)."""
+    value = outcome.pop("value", None)
     return GateCheck(
         rule=rule.name,
         check=kind,
         probe=rule.probe,
         metric=rule.metric,
         variant=variant,
-        template=template,
         severity=rule.severity,
-        binary=binary,
         value=None if value is None or not math.isfinite(value) else value,
-        bound=bound,
-        verdict="skipped" if ok is None else "pass" if ok else rule.severity,
-        message=message,
+        bound=rule.max_drop_vs_baseline if kind == "max_drop_vs_baseline" else None,
         baseline=where,
-        n_pairs=n_pairs,
-        unpaired=unpaired,
+        **outcome,
     )
 
 
 def _skipped(rule: GateRule, kind: GateCheckKind, variant: str, why: str, where: str) -> GateCheck:
-    bound = rule.max_drop_vs_baseline if kind == "max_drop_vs_baseline" else None
-    return _check(rule, kind, variant, None, where, False, None, bound, None, why)
+    return _check(rule, kind, variant, where, verdict="skipped", message=why)
 
 
 def _kinds(rule: GateRule) -> list[GateCheckKind]:
