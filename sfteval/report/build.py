@@ -32,6 +32,7 @@ from sfteval.probes.base import Probe
 from sfteval.report.finding_groups import group_findings
 from sfteval.report.findings import comparison_findings, incomplete_run_finding, ordered, probe_findings
 from sfteval.report.items import finite
+from sfteval.report.pairs import compare_records
 from sfteval.report.recommend_pairs import build_recommendation
 
 # Keeps the power note meaningful when the reference scores 0% or 100% (the formula would give 0 points).
@@ -300,35 +301,28 @@ def _compare(
     where: str,
 ) -> dict[str, Any] | None:
     """One paired comparison's fields before correction, or None when no item has a value on both sides."""
-    try:
-        pairs = stats.pairing(
-            records, reference_records, value=lambda record: finite(record.metrics.get(spec.name))
-        )
-    except ValueError as error:
-        raise UserError(f"{where}: {error}") from None
-    if not pairs.ids:
-        return None
-    result = stats.paired_compare(
-        pairs.a_values,
-        pairs.b_values,
-        pairs.cluster_ids,
-        seed=settings.seed,
-        n_resamples=settings.n_resamples,
-        confidence=settings.confidence,
-        proportions=spec.binary or spec.fraction,
+    paired = compare_records(
+        records,
+        reference_records,
+        lambda record: finite(record.metrics.get(spec.name)),
+        settings,
+        spec.binary or spec.fraction,
+        where,
     )
-    bounded = math.isfinite(result.low) and math.isfinite(result.high)
+    result = paired.comparison
+    if result is None:
+        return None
     return {
         "metric": spec.name,
         "delta": result.delta,
-        "low": result.low if bounded else None,
-        "high": result.high if bounded else None,
+        "low": paired.low,
+        "high": paired.high,
         "interval": result.interval,
         "p_value": result.p_value,
         "test": result.test,
         "n": result.n,
         "n_clusters": result.n_clusters,
-        "unpaired": pairs.unmatched_a + pairs.unmatched_b + pairs.missing_values,
+        "unpaired": paired.unpaired,
         "direction": direction_of(spec.higher_is_better, result.delta),
         "headline": spec.headline,
     }

@@ -33,6 +33,7 @@ from sfteval.report.diff_changes import what_changed
 from sfteval.report.diff_model import DiffMode, DiffReport, DiffRow
 from sfteval.report.diff_relative import incomparable, relative_rows
 from sfteval.report.items import finite, load_run_items, report_file
+from sfteval.report.pairs import compare_records
 from sfteval.report.unpaired import Sample, independent_bootstrap, normal_from_intervals
 
 RecordKey = tuple[str, str]
@@ -244,14 +245,17 @@ def _from_items(
     notes: list[str],
 ) -> _Tested:
     """Paired comparison on shared item ids, or an independent bootstrap when the runs share none."""
-    settings = report.stats
     # Run B first: paired_compare's delta is mean(a) − mean(b) = B − A.
-    try:
-        pairs = stats.pairing(
-            records_b, records_a, value=lambda record: finite(record.metrics.get(info.name)), cluster=None
-        )
-    except ValueError as error:
-        raise UserError(f"{probe} ({template}): {error}") from None
+    paired = compare_records(
+        records_b,
+        records_a,
+        lambda record: finite(record.metrics.get(info.name)),
+        report.stats,
+        info.binary or info.fraction,
+        f"{probe} ({template})",
+        same_run=False,
+    )
+    pairs, result = paired.pairing, paired.comparison
     if pairs.unmatched_a == len(records_b) and pairs.unmatched_b == len(records_a):
         notes.append(f"{probe} ({template}): the runs share no items, so its rows are compared unpaired")
         return _independent(records_a, records_b, info, report)
@@ -261,23 +265,12 @@ def _from_items(
             f"{probe} ({template}): Δ over the {shared} items both runs have "
             f"({pairs.unmatched_b} of run A's and {pairs.unmatched_a} of run B's are on one side only)"
         )
-    if not pairs.ids:
+    if result is None:
         return _Tested(delta=None, mode="paired")
-    clusters = {record.item_id: record.cluster_id for record in records_a}
-    result = stats.paired_compare(
-        pairs.a_values,
-        pairs.b_values,
-        [clusters[str(item)] for item in pairs.ids],
-        seed=settings.seed,
-        n_resamples=settings.n_resamples,
-        confidence=settings.confidence,
-        proportions=info.binary or info.fraction,
-    )
-    bounded = math.isfinite(result.low) and math.isfinite(result.high)
     return _Tested(
         delta=result.delta,
-        low=result.low if bounded else None,
-        high=result.high if bounded else None,
+        low=paired.low,
+        high=paired.high,
         p_value=result.p_value,
         test=result.test,
         mode="paired",

@@ -11,16 +11,14 @@ defined different phrases.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sfteval import stats
-from sfteval.core.errors import UserError
 from sfteval.core.records import ItemRecord
 from sfteval.core.results import RunRelativeMeasure, direction_of
 from sfteval.core.run_info import StatsSettings
 from sfteval.report.diff_model import DiffRow
+from sfteval.report.pairs import compare_records
 
 if TYPE_CHECKING:
     from sfteval.probes.base import Probe
@@ -78,23 +76,11 @@ def _measured(
 ) -> DiffRow | None:
     """The measure on both runs' records of one template, paired on item ids (Δ = B − A), or None."""
     records_a, records_b = records
-    try:
-        pairs = stats.pairing(records_b, records_a, value=measure.score, cluster=None)
-    except ValueError as error:
-        raise UserError(f"{probe} ({template}): {error}") from None
-    if not pairs.ids:
+    where = f"{probe} ({template})"
+    paired = compare_records(records_b, records_a, measure.score, settings, True, where, same_run=False)
+    result = paired.comparison
+    if result is None:
         return None
-    clusters = {record.item_id: record.cluster_id for record in records_a}
-    result = stats.paired_compare(
-        pairs.a_values,
-        pairs.b_values,
-        [clusters[str(item)] for item in pairs.ids],
-        seed=settings.seed,
-        n_resamples=settings.n_resamples,
-        confidence=settings.confidence,
-        proportions=True,
-    )
-    bounded = math.isfinite(result.low) and math.isfinite(result.high)
     return DiffRow(
         probe=probe,
         metric=measure.name,
@@ -102,11 +88,11 @@ def _measured(
         binary=True,
         headline=True,
         higher_is_better=measure.higher_is_better,
-        value_a=float(pairs.b_values.mean()),
-        value_b=float(pairs.a_values.mean()),
+        value_a=float(paired.pairing.b_values.mean()),
+        value_b=float(paired.pairing.a_values.mean()),
         delta=result.delta,
-        low=result.low if bounded else None,
-        high=result.high if bounded else None,
+        low=paired.low,
+        high=paired.high,
         p_value=result.p_value,
         direction=direction_of(measure.higher_is_better, result.delta),
         mode="paired",

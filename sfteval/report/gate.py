@@ -237,9 +237,12 @@ def _rule_checks(report: Report, rule: GateRule, candidates: Sequence[str], wher
     if probe is None or info is None:
         missing = f"probe {rule.probe}" if probe is None else f"metric {rule.metric} of {rule.probe}"
         return [
-            _skipped(rule, kind, None, None, f"{missing} is not in this report") for kind, _ in rule.run_checks()
+            _skipped(rule, kind, None, None, f"{missing} is not in this report")
+            for kind, _ in rule.run_checks()
         ]
-    if info.higher_is_better is None and any(kind in ("max_drop", "min_gain") for kind, _ in rule.run_checks()):
+    if info.higher_is_better is None and any(
+        kind in ("max_drop", "min_gain") for kind, _ in rule.run_checks()
+    ):
         raise UserError(
             f"{where}: rule {rule.name}: {rule.metric} has no good direction, so max_drop/min_gain do not apply"
         )

@@ -27,8 +27,10 @@ from sfteval.core.formatting import format_magnitude, format_p
 from sfteval.core.records import ItemRecord
 from sfteval.core.report import GateCheck, GateCheckKind, GateVerdict, Report, load_report
 from sfteval.core.results import MetricInfo
+from sfteval.core.run_info import StatsSettings
 from sfteval.report.gate import BASELINE_KINDS, GateRule, LoadedPolicy
 from sfteval.report.items import finite, load_run_items, report_file
+from sfteval.report.pairs import compare_records
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def _rule_pairs(
     found = [
         pair
         for template in dict.fromkeys(record.template for record in mine)
-        if (pair := _pair(rule, info, template, mine, theirs, notes)) is not None
+        if (pair := _pair(rule, info, template, (mine, theirs), report.stats, notes)) is not None
     ]
     if not found and mine and theirs:
         raise UserError(
@@ -154,34 +156,34 @@ def _pair(
     rule: GateRule,
     info: MetricInfo,
     template: str,
-    mine: Sequence[ItemRecord],
-    theirs: Sequence[ItemRecord],
+    records: tuple[Sequence[ItemRecord], Sequence[ItemRecord]],
+    settings: StatsSettings,
     notes: list[str],
 ) -> _Paired | None:
     """This run vs the baseline on one template's shared items (Δ = this run − baseline)."""
-    here = [record for record in mine if record.template == template]
-    there = [record for record in theirs if record.template == template]
-    pairs = stats.pairing(
-        here, there, value=lambda record: finite(record.metrics.get(info.name)), cluster=None
+    here = [record for record in records[0] if record.template == template]
+    there = [record for record in records[1] if record.template == template]
+    paired = compare_records(
+        here,
+        there,
+        lambda record: finite(record.metrics.get(info.name)),
+        settings,
+        info.binary or info.fraction,
+        rule.name,
+        same_run=False,
     )
-    if not pairs.ids:
+    if paired.comparison is None:
         if there:
             notes.append(f"{rule.probe} ({template}): no item ids in common with the baseline run")
         return None
+    pairs = paired.pairing
     unpaired = pairs.unmatched_a + pairs.unmatched_b
     if unpaired:
         notes.append(
             f"{rule.probe} ({template}): {pairs.unmatched_a} items of this run and {pairs.unmatched_b} of the "
             "baseline run have no partner (the suite's items changed); compared on the shared ones"
         )
-    clusters = {record.item_id: record.cluster_id for record in here}
-    result = stats.paired_compare(
-        pairs.a_values,
-        pairs.b_values,
-        [clusters[str(item)] for item in pairs.ids],
-        proportions=info.binary or info.fraction,
-    )
-    return _Paired(rule, info, template, result, unpaired)
+    return _Paired(rule, info, template, paired.comparison, unpaired)
 
 
 def _verdicts(paired: Sequence[_Paired], variant: str, where: str) -> list[GateCheck]:

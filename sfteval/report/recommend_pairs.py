@@ -8,17 +8,15 @@ under another policy without the records.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
-from sfteval import stats
-from sfteval.core.errors import UserError
 from sfteval.core.recommendation import PairedDifference, Recommendation
 from sfteval.core.records import ItemRecord
 from sfteval.core.results import Finding, FindingGroup, MetricInfo, ProbeResult
 from sfteval.core.run_info import RunInfo, StatsSettings
 from sfteval.core.variants import BASE
 from sfteval.report.items import finite
+from sfteval.report.pairs import compare_records
 from sfteval.report.recommend import deciding_metric, recommend
 
 
@@ -73,33 +71,24 @@ def _compare(
     settings: StatsSettings,
 ) -> PairedDifference | None:
     """One pooled paired comparison, or None when no item has a value on both sides."""
-    try:
-        pairs = stats.pairing(
-            records,
-            reference,
-            value=lambda record: finite(record.metrics.get(metric.name)),
-            key=lambda record: (record.template, record.item_id),
-        )
-    except ValueError as error:
-        raise UserError(f"{metric.name}, {variant} vs {reference_name}: {error}") from None
-    if not pairs.ids:
-        return None
-    result = stats.paired_compare(
-        pairs.a_values,
-        pairs.b_values,
-        pairs.cluster_ids,
-        seed=settings.seed,
-        n_resamples=settings.n_resamples,
-        confidence=settings.confidence,
-        proportions=metric.binary or metric.fraction,
+    paired = compare_records(
+        records,
+        reference,
+        lambda record: finite(record.metrics.get(metric.name)),
+        settings,
+        metric.binary or metric.fraction,
+        f"{metric.name}, {variant} vs {reference_name}",
+        key=lambda record: (record.template, record.item_id),
     )
-    bounded = math.isfinite(result.low) and math.isfinite(result.high)
+    result = paired.comparison
+    if result is None:
+        return None
     return PairedDifference(
         variant=variant,
         reference=reference_name,
         delta=result.delta,
-        low=result.low if bounded else None,
-        high=result.high if bounded else None,
+        low=paired.low,
+        high=paired.high,
         p_value=result.p_value,
         test=result.test,
         n=result.n,
