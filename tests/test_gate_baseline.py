@@ -4,25 +4,14 @@ exit 1 on a regression (named), exit 2 when the suite or a probe's version chang
 from __future__ import annotations
 
 import json
-import random
-import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
 from comparative_fixtures import if_records, write_run
-from train_tiny import (
-    Example,
-    TrainSpec,
-    random_words,
-    run_suite_on,
-    sentence,
-    single_thread,
-    train_run,
-    write_manifest,
-)
+from test_gate import cli
+from train_tiny import terminator_runs
 
-from sfteval.cli import main
 from sfteval.core.report import load_report
 from sfteval.report.gate import apply_gate, load_policy, parse_policy
 from sfteval.report.gate_baseline import Baseline, apply_baseline
@@ -35,15 +24,6 @@ rules:
   - {name: if-drop-vs-baseline, probe: instruction_following, metric: prompt_loose, max_drop_vs_baseline: 0.5,
      severity: warn}
 """
-
-
-def cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["sfteval", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
 
 
 @pytest.fixture
@@ -149,18 +129,10 @@ def test_without_a_baseline_its_rules_are_skipped_and_choices_need_one(runs, mon
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory, tiny_tokenizer):
     """The accepted run trains the end-of-turn token; the new one masks it out of the loss (same data, same base)."""
-    root = tmp_path_factory.mktemp("baseline-gate")
-    rng = random.Random(0)
-    rows = [Example(f"row-{i}", random_words(rng, 3, 10), sentence(rng)) for i in range(64)]
-    heldout = [Example(f"held-{i}", random_words(rng, 3, 10), sentence(rng)) for i in range(8)]
-    runs = {}
-    with single_thread():
-        for name, masked in (("accepted", False), ("new", True)):
-            spec = TrainSpec(epochs=4, save_epochs=(4,), mask_terminator=masked)
-            base, out = train_run(root / f"train-{name}", tiny_tokenizer, rows, spec)
-            write_manifest(out, base, "chatml", rows, rows[:24], heldout)
-            runs[name] = run_suite_on(out, "probes:\n  termination: {}\n", root / name).out_dir
-    return runs
+    runs = terminator_runs(
+        tmp_path_factory.mktemp("baseline-gate"), tiny_tokenizer, "probes:\n  termination: {}\n"
+    )
+    return {"accepted": runs[False].out_dir, "new": runs[True].out_dir}
 
 
 def test_a_tiny_model_that_stopped_terminating_fails_the_default_baseline_rule(

@@ -363,7 +363,7 @@ def _verdict(
     binary: bool,
 ) -> GateCheck:
     verdict: GateVerdict = "pass" if ok else rule.severity
-    return _gate_check(
+    return gate_check(
         rule,
         kind,
         variant,
@@ -380,10 +380,10 @@ def _skipped(
     rule: GateRule, kind: GateCheckKind, variant: str | None, template: str | None, why: str
 ) -> GateCheck:
     bound = dict(rule.checks()).get(kind)
-    return _gate_check(rule, kind, variant, template, value=None, bound=bound, verdict="skipped", message=why)
+    return gate_check(rule, kind, variant, template, value=None, bound=bound, verdict="skipped", message=why)
 
 
-def _gate_check(
+def gate_check(
     rule: GateRule, kind: GateCheckKind, variant: str | None, template: str | None, **outcome: Any
 ) -> GateCheck:
     """A GateCheck of `rule`'s `kind` bound on one variant and template, with its value, verdict and message."""

@@ -28,7 +28,7 @@ from sfteval.core.records import ItemRecord
 from sfteval.core.report import GateCheck, GateCheckKind, GateVerdict, Report, load_report
 from sfteval.core.results import MetricInfo
 from sfteval.core.run_info import StatsSettings
-from sfteval.report.gate import BASELINE_KINDS, GateRule, LoadedPolicy
+from sfteval.report.gate import BASELINE_KINDS, GateRule, LoadedPolicy, gate_check
 from sfteval.report.items import finite, load_run_items, report_file
 from sfteval.report.pairs import compare_records
 
@@ -229,18 +229,10 @@ def _verdict(
 def _check(rule: GateRule, kind: GateCheckKind, variant: str, where: str, **outcome: Any) -> GateCheck:
     """A GateCheck of `rule`'s baseline `kind` on `variant`, with its outcome (value, verdict, message, …)."""
     value = outcome.pop("value", None)
-    return GateCheck(
-        rule=rule.name,
-        check=kind,
-        probe=rule.probe,
-        metric=rule.metric,
-        variant=variant,
-        severity=rule.severity,
-        value=None if value is None or not math.isfinite(value) else value,
-        bound=rule.max_drop_vs_baseline if kind == "max_drop_vs_baseline" else None,
-        baseline=where,
-        **outcome,
-    )
+    finite_value = None if value is None or not math.isfinite(value) else value
+    bound = rule.max_drop_vs_baseline if kind == "max_drop_vs_baseline" else None
+    template = outcome.pop("template", None)
+    return gate_check(rule, kind, variant, template, value=finite_value, bound=bound, baseline=where, **outcome)
 
 
 def _skipped(rule: GateRule, kind: GateCheckKind, variant: str, why: str, where: str) -> GateCheck:
