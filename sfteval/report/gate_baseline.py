@@ -232,7 +232,9 @@ def _check(rule: GateRule, kind: GateCheckKind, variant: str, where: str, **outc
     finite_value = None if value is None or not math.isfinite(value) else value
     bound = rule.max_drop_vs_baseline if kind == "max_drop_vs_baseline" else None
     template = outcome.pop("template", None)
-    return gate_check(rule, kind, variant, template, value=finite_value, bound=bound, baseline=where, **outcome)
+    return gate_check(
+        rule, kind, variant, template, value=finite_value, bound=bound, baseline=where, **outcome
+    )
 
 
 def _skipped(rule: GateRule, kind: GateCheckKind, variant: str, why: str, where: str) -> GateCheck:
