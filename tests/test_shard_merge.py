@@ -385,7 +385,12 @@ def test_shards_on_a_tiny_model_merge_into_the_unsharded_report(
     suite = tmp_path / "tiny.yaml"
     suite.write_text(TINY_SUITE)
     common = ["run", "--ckpt", str(lora_ckpt), "--suite", str(suite), "--engine", "hf", "--device", "cpu"]
-    for name, shard in (("whole", []), ("shard1", ["--shard", "1/2"]), ("shard2", ["--shard", "2/2"])):
+    # Shards and their merge apply no gate (gate the merged run with `sfteval gate`): the whole run neither.
+    for name, shard in (
+        ("whole", ["--no-gate"]),
+        ("shard1", ["--shard", "1/2"]),
+        ("shard2", ["--shard", "2/2"]),
+    ):
         code, _, err = run_main(
             monkeypatch, capsys, *common, "--batch-size", "4", "--out", str(tmp_path / name), *shard
         )
