@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from sfteval.core.report import Report
 from sfteval.core.results import Finding, FindingGroup
 
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -31,6 +32,13 @@ def group_findings(findings: Iterable[Finding], variant_order: Sequence[str]) ->
         for members in grouped.values()
     ]
     return tuple(sorted(groups, key=lambda group: _SEVERITY_ORDER[group.severity]))
+
+
+def report_groups(report: Report) -> tuple[FindingGroup, ...]:
+    """The report's findings grouped by defect (grouped here for reports written before groups were stored)."""
+    if report.finding_groups or not report.findings:
+        return report.finding_groups
+    return group_findings(report.findings, [variant.name for variant in report.run.variants])
 
 
 def subject(variants: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ from sfteval.core.records import ItemRecord
 from sfteval.core.report import GateResult, Report
 from sfteval.core.results import ProbeResult
 from sfteval.report.charts import Chart, probe_charts
+from sfteval.report.finding_groups import report_groups
 from sfteval.report.html_style import STYLESHEET
 from sfteval.report.samples import SampleItem, sample_outputs
 
@@ -100,7 +101,7 @@ def _summary(report: Report) -> str:
     parts = ['<section id="summary">\n<h2>Summary</h2>', _recommendation(report)]
     if report.gate is not None:
         parts.append(_gate(report.gate))
-    groups = "".join(_finding_item(group.severity, group.message) for group in report.finding_groups)
+    groups = "".join(_finding_item(group.severity, group.message) for group in report_groups(report))
     each = "".join(_finding_item(finding.severity, finding.message) for finding in report.findings)
     parts.append(
         f'<h3>Findings</h3>\n<ul class="findings">{groups}</ul>\n<details><summary>one per variant '

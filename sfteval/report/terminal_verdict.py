@@ -17,6 +17,7 @@ from sfteval.core.formatting import MISSING, format_delta, format_p, format_valu
 from sfteval.core.recommendation import CandidateScore, Recommendation
 from sfteval.core.report import Report
 from sfteval.core.results import FindingGroup
+from sfteval.report.finding_groups import report_groups
 from sfteval.report.gate_render import summary_line
 from sfteval.report.recommend import capitalized
 
@@ -35,7 +36,7 @@ def verdict_panel(report: Report, console: Console, detail: bool = False) -> Pan
     used = sum(_height(console, part, width) for part in parts)
     verdict = report.recommendation.verdict if report.recommendation is not None else ""
     # A defect every epoch shares is already told by the verdict sentence.
-    groups = tuple(group for group in report.finding_groups if capitalized(group.message) not in verdict)
+    groups = tuple(group for group in report_groups(report) if capitalized(group.message) not in verdict)
     parts[-1:-1] = findings_lines(groups, console, width, LINE_BUDGET - used, detail)
     return Panel(Group(*parts), title="verdict", title_align="left", box=box.ROUNDED)
 
