@@ -99,7 +99,7 @@ def recommendation_line(report: Report) -> Text:
     return Text.assemble(
         ("recommended checkpoint: ", "bold"),
         (recommendation.variant, "bold green"),
-        f" ({recommendation.metric} of {recommendation.probe} {score}; the rule among variants passing the gate)",
+        f" ({recommendation.metric} of {recommendation.probe} {score}; no defect, passes every fail-rule)",
     )
 
 

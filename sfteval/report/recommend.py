@@ -18,7 +18,7 @@ from sfteval.core.report import Report
 from sfteval.core.results import Finding, FindingGroup, MetricInfo, ProbeResult
 from sfteval.core.run_info import RunInfo
 from sfteval.core.variants import BASE
-from sfteval.report.finding_groups import subject
+from sfteval.report.finding_groups import report_groups, subject
 
 PREFERRED_PROBE = "instruction_following"
 DEFECT_SEVERITIES = ("warning", "error")
@@ -85,7 +85,7 @@ def recommend_report(report: Report, excluded: Mapping[str, str] | None = None) 
         stored,
         excluded,
         alpha=report.stats.alpha,
-        groups=report.finding_groups,
+        groups=report_groups(report),
     )
 
 
