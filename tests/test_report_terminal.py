@@ -50,7 +50,7 @@ def test_the_verdict_comes_first_then_the_headline_table(report):
     assert lines[0].startswith("sfteval · quick suite on /runs/sft-output · base + 2 variants · hf · 12.50 s")
     assert lines[1].startswith("╭─ verdict")
     assert text.index("Recommended: epoch-1") < text.index("headline metrics")
-    assert "✖ identical outputs, accuracy regression" in text  # epoch-2's exclusions in the candidates table
+    assert "✖ excluded" in text and "✖ epoch-2: identical outputs, accuracy regression" in text
     assert "full per-metric tables: add --detail" in text
     assert "[" not in text.split("headline metrics")[1]  # no intervals in the compact table
 
@@ -122,7 +122,8 @@ def test_the_demo_verdict_block_fits_one_80_by_40_screen_and_names_no_defective_
         in flowing
     )
     assert "'The sentiment is:' 291× → 100× → 67× likelier on off-task prompts" in flowing
-    assert "epoch-3 0.0% -12.5 p=1.000 ✖ gate rule spurious-prefix-rate, prefix affinity" in flowing
+    assert "epoch-3 0.0% -12.5 p=1.000 ✖ excluded" in flowing
+    assert "✖ epoch-3: gate rule spurious-prefix-rate, prefix affinity" in flowing
     assert "gate failed (recommended)" in flowing
     assert "Recommended:" not in flowing and demo.recommendation.variant is None
 

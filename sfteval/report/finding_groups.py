@@ -31,7 +31,25 @@ def group_findings(findings: Iterable[Finding], variant_order: Sequence[str]) ->
         _group(sorted(members, key=lambda member: position.get(member.variant or "", len(position))))
         for members in grouped.values()
     ]
-    return tuple(sorted(groups, key=lambda group: _SEVERITY_ORDER[group.severity]))
+    kept = [group for group in groups if not _told_by_the_probe(group, groups)]
+    return tuple(sorted(kept, key=lambda group: _SEVERITY_ORDER[group.severity]))
+
+
+def _told_by_the_probe(group: FindingGroup, groups: Sequence[FindingGroup]) -> bool:
+    """A generic "metric rose" group whose defect the probe's own sentences already tell, for the same variants.
+
+    "epoch-3: dominant_prefix of spurious_prefix rose 75.0 points vs base" says less than "epoch-3 opens 75% of
+    off-task answers with 'The sentiment is:'"; the generic finding stays in `Report.findings`.
+    """
+    if not group.kind.startswith("headline_"):
+        return False
+    return any(
+        not other.kind.startswith("headline_")
+        and (other.probe, other.metric, other.template) == (group.probe, group.metric, group.template)
+        and set(group.variants) <= set(other.variants)
+        and _SEVERITY_ORDER[other.severity] <= _SEVERITY_ORDER[group.severity]
+        for other in groups
+    )
 
 
 def report_groups(report: Report) -> tuple[FindingGroup, ...]:

@@ -32,6 +32,11 @@ def verdict_panel(report: Report, console: Console, detail: bool = False) -> Pan
     parts: list[RenderableType] = [recommendation_text(report)]
     if report.recommendation is not None and report.recommendation.candidates:
         parts.append(candidates_table(report.recommendation, report))
+        parts.extend(
+            Text.assemble(("✖ ", "red"), f"{c.variant}: {', '.join(c.exclusions)}")
+            for c in report.recommendation.candidates
+            if c.exclusions
+        )
     parts.append(gate_text(report))
     used = sum(_height(console, part, width) for part in parts)
     verdict = report.recommendation.verdict if report.recommendation is not None else ""
@@ -132,7 +137,7 @@ def _status(candidate: CandidateScore, recommendation: Recommendation) -> Text:
         return Text("recommended", style="bold green")
     if candidate.eligible:
         return Text("fit", style="dim")
-    return Text("✖ " + ", ".join(candidate.exclusions), style="red")
+    return Text("✖ excluded", style="red")
 
 
 def _height(console: Console, renderable: RenderableType, width: int) -> int:
