@@ -214,16 +214,8 @@ def test_merged_shards_give_the_unsharded_report_and_items(
         "epoch-2",
         "epoch-3",
     ]
-    for key in (
-        "probes",
-        "comparisons",
-        "findings",
-        "finding_groups",
-        "recommendation",
-        "notes",
-        "stats",
-        "run",
-    ):
+    keys = ("probes", "comparisons", "findings", "finding_groups", "recommendation", "notes", "stats", "run")
+    for key in keys:
         assert merged[key] == whole[key], key
     assert {c["relation"] for c in merged["comparisons"]} == {"base", "previous"}
     assert "headline_improvement_vs_base" in {finding["kind"] for finding in merged["findings"]}
@@ -386,11 +378,8 @@ def test_shards_on_a_tiny_model_merge_into_the_unsharded_report(
     suite.write_text(TINY_SUITE)
     common = ["run", "--ckpt", str(lora_ckpt), "--suite", str(suite), "--engine", "hf", "--device", "cpu"]
     # Shards and their merge apply no gate (gate the merged run with `sfteval gate`): the whole run neither.
-    for name, shard in (
-        ("whole", ["--no-gate"]),
-        ("shard1", ["--shard", "1/2"]),
-        ("shard2", ["--shard", "2/2"]),
-    ):
+    runs = (("whole", ["--no-gate"]), ("shard1", ["--shard", "1/2"]), ("shard2", ["--shard", "2/2"]))
+    for name, shard in runs:
         code, _, err = run_main(
             monkeypatch, capsys, *common, "--batch-size", "4", "--out", str(tmp_path / name), *shard
         )
