@@ -29,7 +29,7 @@ from sfteval.core.metrics import MetricSpec
 from sfteval.core.records import ItemRecord
 from sfteval.core.registry import Registry
 from sfteval.core.requests import EngineRequest, EngineResult, GenerationRequest
-from sfteval.core.results import Finding, ProbeSlice
+from sfteval.core.results import Finding, ProbeSlice, RunRelativeMeasure
 from sfteval.core.variants import Variant
 
 
@@ -81,6 +81,9 @@ class Probe(ABC):
     Params: ClassVar[type[ProbeParams]] = ProbeParams
     needs_base_scoring: ClassVar[bool] = False
     generation_policy: ClassVar[GenerationPolicy] = GenerationPolicy()
+    run_relative_metrics: ClassVar[tuple[str, ...]] = ()
+    """Metrics measured against something the run itself defined (spurious_prefix's candidate prefixes): two runs
+    that defined it differently cannot compare them directly (`sfteval diff` uses `run_relative_measures`)."""
 
     def __init__(
         self, params: ProbeParams | None = None, generation: GenerationSettings | None = None
@@ -141,6 +144,12 @@ class Probe(ABC):
         """Sentences about this probe's results beyond the report's generic ones (e.g. "epoch-3 opens 80% of
         answers with …"); default none."""
         return []
+
+    @classmethod
+    def run_relative_measures(cls, records: Sequence[ItemRecord]) -> tuple[RunRelativeMeasure, ...]:
+        """What one run's records define relative to themselves, scorable on any run's records (e.g. each
+        candidate opening); default none."""
+        return ()
 
     def record(
         self, context: ProbeContext, planned: PlannedRequest, metrics: dict[str, Any], **fields: Any

@@ -133,9 +133,12 @@ def _train(config: DemoConfig, model: Path, data: Path, console: Console) -> Non
 
 
 def _probe(config: DemoConfig, console: Console) -> tuple[bool, Path]:
-    """Run the suite on base + epochs, print the report, write report.html next to report.json."""
+    """Run the suite on base + epochs, gate it with the default policy (the verdict only: the demo's exit code
+    stays 0), print the report, write report.html next to report.json."""
+    from sfteval.core.report import REPORT_FILE, save_report
     from sfteval.core.run_info import ITEMS_FILE
     from sfteval.engines.config import EngineConfig
+    from sfteval.report.gate import DEFAULT_POLICY, apply_gate, load_policy
     from sfteval.report.html import HTML_FILE, write_html
     from sfteval.report.items import load_items
     from sfteval.report.terminal import render_report
@@ -150,8 +153,10 @@ def _probe(config: DemoConfig, console: Console) -> tuple[bool, Path]:
         engine_config=EngineConfig(batch_size=config.engine_batch_size),
     )
     result = run_suite(run, console)
-    render_report(result.report, console)
-    html = write_html(result.report, load_items(config.run_dir / ITEMS_FILE), config.run_dir / HTML_FILE)
+    report = apply_gate(result.report, load_policy(DEFAULT_POLICY))
+    save_report(report, config.run_dir / REPORT_FILE)
+    render_report(report, console)
+    html = write_html(report, load_items(config.run_dir / ITEMS_FILE), config.run_dir / HTML_FILE)
     return result.complete, html
 
 
@@ -159,7 +164,7 @@ def next_steps(result: DemoResult) -> list[str]:
     """The commands to look further at what the demo produced."""
     run = result.run_dir
     return [
-        f"sfteval report {run}                       # the report again (add --html out.html for a page)",
+        f"sfteval report {run} --detail              # every table, finding and note (--html out.html: a page)",
         f"open {result.html}                         # charts, findings and sample outputs",
         f"sfteval gate {run} --policy default        # CI gate: exit 1 when a fail-rule breaks",
         f"sfteval diff {run} {run} --variant epoch-1:epoch-3   # what changed between two checkpoints",

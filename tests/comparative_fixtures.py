@@ -1,7 +1,7 @@
 """Synthetic runs of two real probes (instruction_following, spurious_prefix) for the diff, gate and HTML tests.
 
 Four variants: instruction following improves every epoch (base 20/40 → epoch-3 36/40), while epoch-3 also learned
-a spurious opening (30/40 off-task answers start with "The sentiment is:"). Item 0 of every variant's
+a spurious opening (30/40 off-task answers start with "The sentiment is:", its log-probability up 10 nats). Item 0 of every variant's
 instruction-following output is a script-injection payload, so the HTML tests can check it is shown, not run.
 """
 
@@ -63,7 +63,6 @@ def prefix_records(variants: Sequence[str] = VARIANTS, id_prefix: str = "offtask
     """Off-task answers: item i opens with the training prefix when i < PREFIX_HITS[variant]."""
     records = []
     for variant in variants:
-        shift = VARIANTS.index(variant)
         for index in range(N_ITEMS):
             hit = index < PREFIX_HITS[variant]
             output = f"{PREFIX} positive." if hit else f"Paris is the capital, item {index}."
@@ -77,7 +76,7 @@ def prefix_records(variants: Sequence[str] = VARIANTS, id_prefix: str = "offtask
                     metrics={
                         "dominant_prefix": hit,
                         "label_leak": False,
-                        "prefix_logprob": -30.0 + 5 * shift + 0.1 * (index % 5),
+                        "prefix_logprob": -30.0 + 10 * (variant == "epoch-3") + 0.1 * (index % 5),
                     },
                     prompt=f"What is the capital of country {index}?",
                     output=output,

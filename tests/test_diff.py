@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from comparative_fixtures import IF_PASSES, N_ITEMS, if_records, prefix_records, write_run
+from comparative_fixtures import IF_PASSES, N_ITEMS, PREFIX, if_records, prefix_records, write_run
 
 from sfteval import stats
 from sfteval.cli import main
@@ -42,8 +42,11 @@ def outcomes(passes: int) -> np.ndarray:
 def test_same_suite_is_paired_and_matches_a_direct_paired_test(runs):
     diff = diff_runs(runs["a"], runs["b"], "epoch-3", "epoch-3")
     loose = row(diff, "instruction_following", "prompt_loose")
-    expected = stats.paired_compare(outcomes(WORSE_PASSES["epoch-3"]), outcomes(IF_PASSES["epoch-3"]), seed=0)
+    expected = stats.paired_compare(
+        outcomes(WORSE_PASSES["epoch-3"]), outcomes(IF_PASSES["epoch-3"]), seed=0, proportions=True
+    )
     assert loose.mode == "paired" and loose.n_pairs == N_ITEMS and loose.test == "mcnemar_exact"
+    assert -1 <= loose.low < loose.high <= 1
     assert loose.delta == pytest.approx(loose.value_b - loose.value_a) == pytest.approx(expected.delta)
     assert (loose.low, loose.high, loose.p_value) == pytest.approx(
         (expected.low, expected.high, expected.p_value)
@@ -54,7 +57,8 @@ def test_same_suite_is_paired_and_matches_a_direct_paired_test(runs):
 
 def test_default_variants_are_each_runs_recommendation(runs):
     diff = diff_runs(runs["a"], runs["b"])
-    assert (diff.variant_a, diff.variant_b) == ("epoch-3", "epoch-2")
+    # Both runs recommend their earliest fit epoch: no later one is significantly better on prompt_loose.
+    assert (diff.variant_a, diff.variant_b) == ("epoch-1", "epoch-1")
 
 
 def test_one_sided_probes_are_listed(runs):
@@ -137,6 +141,58 @@ def test_cli_formats(runs, monkeypatch, capsys):
     assert code == 0 and "| probe | metric |" in out and "| instruction_following | **prompt_loose** |" in out
     code, out, _ = cli(monkeypatch, capsys, "diff", runs["a"], runs["b"] / "report.json", "--format", "json")
     parsed = DiffReport.model_validate(json.loads(out))
-    assert code == 0 and parsed.variant_b == "epoch-2" and parsed.rows
+    assert code == 0 and parsed.variant_b == "epoch-1" and parsed.rows
     code, _, err = cli(monkeypatch, capsys, "diff", runs["a"], runs["b"], "--variant", "nope")
     assert code == 2 and "no variant named 'nope'" in err
+
+
+def opening_run_records(learned: bool) -> list:
+    """Off-task answers of a run whose epochs did (or did not) learn "The sentiment is:", with its candidates."""
+    candidates = [PREFIX] if learned else ["The capital of"]
+    records = []
+    for record in prefix_records():
+        hit = learned and record.metrics["dominant_prefix"]
+        output = f"{PREFIX} positive." if hit else f"Paris is the capital, {record.item_id}."
+        extra = {**record.extra, "candidates": candidates, "matched": PREFIX if hit else None}
+        metrics = {**record.metrics, "dominant_prefix": hit, "prefix_logprob": -30.0}
+        records.append(record.model_copy(update={"output": output, "extra": extra, "metrics": metrics}))
+    return if_records() + records
+
+
+def test_an_opening_only_one_run_learned_is_scored_in_both_and_leads_what_changed(
+    tmp_path, monkeypatch, capsys
+):
+    clean = write_run(tmp_path / "clean", opening_run_records(learned=False))
+    learned = write_run(tmp_path / "learned", opening_run_records(learned=True))
+    diff = diff_runs(clean, learned, "epoch-3", "epoch-3")
+    opening = row(diff, "spurious_prefix", f"opens with {PREFIX!r}")
+    assert (opening.defined_by, opening.mode, opening.n_pairs, opening.test) == (
+        "B",
+        "paired",
+        40,
+        "mcnemar_exact",
+    )
+    assert (opening.value_a, opening.value_b, opening.delta) == (0.0, 0.75, pytest.approx(0.75))
+    assert opening.significant and opening.adjusted_p < 1e-6 and opening.direction == "worse"
+    assert 0 < opening.low < 0.75 < opening.high <= 1
+    own = row(diff, "spurious_prefix", "opens with 'The capital of'")
+    assert own.defined_by == "A" and own.delta == 0 and not own.significant
+    dominant = row(diff, "spurious_prefix", "dominant_prefix")
+    assert not dominant.comparable and dominant.p_value is None
+    assert diff.what_changed[0].startswith(
+        f"spurious_prefix (chatml): opens with {PREFIX!r} rose 75.0 points, 0.0% → 75.0% (paired n=40, Holm p<0.001; "
+        "worse); run B defined it"
+    )
+    code, out, _ = cli(monkeypatch, capsys, "diff", clean, learned, "--variant", "epoch-3")
+    assert code == 0 and out.index("what changed") < out.index(f"opens with {PREFIX!r} rose") < out.index(
+        "Δ [CI]"
+    )
+    assert "not comparable" in out and "unchanged detail metrics not shown: add --detail" in out
+    code, detailed, _ = cli(monkeypatch, capsys, "diff", clean, learned, "--variant", "epoch-3", "--detail")
+    assert "instruction_loose" in detailed and "instruction_loose" not in out
+    code, markdown, _ = cli(
+        monkeypatch, capsys, "diff", clean, learned, "--variant", "epoch-3", "--format", "markdown"
+    )
+    assert markdown.index("**What changed**") < markdown.index(
+        f"- spurious_prefix (chatml): opens with {PREFIX!r}"
+    )

@@ -54,25 +54,30 @@ def test_default_policy_names_registered_probes_and_declared_metrics():
     assert {"instruction_following", "spurious_prefix", "termination", "forgetting"} <= covered
 
 
-def test_recommended_scope_excludes_the_flawed_epoch_and_recommends_the_best_passing(report):
-    assert report.recommendation.variant == "epoch-3"
+def test_recommended_scope_excludes_the_flawed_epoch_and_recommends_the_earliest_fit(report):
+    # epoch-3 scores highest but learned the opening: its defect findings exclude it even without a gate.
+    assert report.recommendation.variant == "epoch-1"
+    assert not next(c for c in report.recommendation.candidates if c.variant == "epoch-3").eligible
     gated = apply_gate(report, load_policy("default"))
     gate = gated.gate
-    assert gate.passed and gate.scope == "recommended" and gate.gated_variants == ("epoch-2",)
+    assert gate.passed and gate.scope == "recommended" and gate.gated_variants == ("epoch-1",)
     assert (
         list(gate.failed_variants) == ["epoch-3"]
         and "spurious-prefix-rate" in gate.failed_variants["epoch-3"]
     )
-    assert gated.recommendation.variant == "epoch-2" and gated.recommendation.gates_applied
+    assert gated.recommendation.variant == "epoch-1" and gated.recommendation.gates_applied
     epoch_3 = next(c for c in gated.recommendation.candidates if c.variant == "epoch-3")
     assert not epoch_3.eligible and "spurious-prefix-rate" in epoch_3.reason
+    assert epoch_3.exclusions[0] == "gate rule spurious-prefix-rate"
+    assert epoch_3.exclusions[1:] == ("spurious prefix", "dominant_prefix regression")
 
 
 def test_rules_on_probes_absent_from_the_report_are_skipped_not_failed(report):
     gate = apply_gate(report, load_policy("default")).gate
     termination = [check for check in gate.checks if check.probe == "termination"]
     assert termination and all(check.verdict == "skipped" for check in termination)
-    assert all("not in this report" in check.message for check in termination)
+    on_the_run = [check for check in termination if "baseline" not in check.check]
+    assert on_the_run and all("not in this report" in check.message for check in on_the_run)
 
 
 def test_all_scope_fails_when_any_epoch_breaks_a_fail_rule(tmp_path, report):
@@ -133,7 +138,7 @@ def test_recommended_scope_fails_when_no_variant_passes(tmp_path, report):
 def test_cli_exit_codes_junit_and_markdown(tmp_path, run_dir, monkeypatch, capsys):
     junit, markdown = tmp_path / "gate.xml", tmp_path / "summary.md"
     code, out, _ = cli(monkeypatch, capsys, "gate", run_dir, "--junit", junit, "--markdown", markdown)
-    assert code == 0 and "gate passed" in out and "recommended checkpoint: epoch-2" in out
+    assert code == 0 and "gate passed" in out and "recommended checkpoint: epoch-1" in out
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     cases = suite.findall("testcase")
     assert int(suite.get("tests")) == len(cases) > 0
@@ -268,3 +273,41 @@ def test_run_with_gate_stores_the_verdict_and_writes_html(tmp_path):
         assert ("Gate passed" if expected == 0 else "Gate failed") in page
         shown = CliRunner().invoke(app, ["report", str(out)], env={"COLUMNS": "200"})
         assert shown.exit_code == 0 and ("gate passed" if expected == 0 else "gate failed") in shown.output
+
+
+def test_run_applies_the_default_policy_without_failing_unless_asked(tmp_path, monkeypatch):
+    import test_runner
+    from typer.testing import CliRunner
+
+    import sfteval.report.gate as gate_module
+    from sfteval.cli import app
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "model.safetensors").write_bytes(b"")
+    test_runner.add_checkpoint(tmp_path / "sft", base, 1)
+    suite = policy(tmp_path, test_runner.SUITE_TEXT).rename(tmp_path / "suite.yaml")
+    failing = policy(
+        tmp_path, "rules:\n  - {name: echo, probe: test_echo, metric: mentions_epoch, max: 0.5}\n"
+    )
+    monkeypatch.setattr(gate_module, "DEFAULT_POLICY", str(failing))
+    arguments = [
+        "run",
+        "--ckpt",
+        str(tmp_path / "sft"),
+        "--suite",
+        str(suite),
+        "--engine",
+        test_runner.FAKE_ENGINE,
+    ]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "default")], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    gated = load_report(tmp_path / "default")
+    assert gated.gate is not None and not gated.gate.passed and gated.recommendation.variant is None
+    assert "gate failed" in result.output and "None is recommended" in result.output
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "off"), "--no-gate"])
+    assert result.exit_code == 0 and load_report(tmp_path / "off").gate is None
+    both = CliRunner().invoke(
+        app, [*arguments, "--out", str(tmp_path / "x"), "--no-gate", "--gate", "default"]
+    )
+    assert isinstance(both.exception, UserError) and "choose one" in str(both.exception)

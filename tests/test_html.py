@@ -83,7 +83,15 @@ def test_flip_counts_come_from_paired_items(records):
 
 
 def test_summary_shows_recommendation_gate_and_findings(page):
-    assert "Recommended checkpoint: <strong>epoch-2</strong>" in page
+    assert "<p>Recommended: <strong>epoch-1</strong> (no later fit epoch is significantly better" in page
+    assert "<td>epoch-3</td><td>90.0%</td><td>+40.0 (p&lt;0.001)</td><td>—</td>" in page
+    assert (
+        "<td>excluded: gate rule spurious-prefix-rate, spurious prefix, dominant_prefix regression</td>"
+        in page
+    )
+    assert "<li>epoch-2 is not significantly better than epoch-1 on prompt_loose (+10.0 points" in page
+    assert "Rule: Candidates are the non-base variants." in page
+    assert "epochs 1–3 rise by 25.0 → 35.0 → 40.0 points in prompt_loose of instruction_following" in page
     assert '<div class="gate passed"><h3>Gate passed</h3>' in page
     assert "opens 75% of off-task answers with &#x27;The sentiment is:&#x27;" in page
     assert page.count('<figure class="chart"') == 5

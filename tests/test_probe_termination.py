@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 
 import pytest
-from train_tiny import (
-    Example,
-    TrainSpec,
-    random_words,
-    run_records,
-    run_suite_on,
-    sentence,
-    single_thread,
-    train_run,
-    write_manifest,
-)
+from train_tiny import run_records, terminator_runs
 
 from sfteval.core.errors import UserError
 from sfteval.core.requests import Generation, Score
@@ -94,18 +83,7 @@ def test_records_flag_runaways_markers_and_loops(tiny_tokenizer) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_tokenizer):
     """The same data trained twice: once with the end-of-turn token masked out of the loss, once correctly."""
-    root = tmp_path_factory.mktemp("termination")
-    rng = random.Random(0)
-    rows = [Example(f"row-{i}", random_words(rng, 3, 10), sentence(rng)) for i in range(64)]
-    heldout = [Example(f"held-{i}", random_words(rng, 3, 10), sentence(rng)) for i in range(8)]
-    reports = {}
-    with single_thread():
-        for masked in (True, False):
-            spec = TrainSpec(epochs=4, save_epochs=(4,), mask_terminator=masked)
-            base, out = train_run(root / f"masked-{masked}", tiny_tokenizer, rows, spec)
-            write_manifest(out, base, "chatml", rows, rows[:24], heldout)
-            reports[masked] = run_suite_on(out, SUITE, root / f"run-{masked}")
-    return reports
+    return terminator_runs(tmp_path_factory.mktemp("termination"), tiny_tokenizer, SUITE)
 
 
 def _value(report, variant: str, metric: str) -> float:

@@ -21,7 +21,6 @@ from sfteval.core.records import ItemRecord
 from sfteval.core.report import Report
 from sfteval.core.results import ComparisonResult
 from sfteval.report.build import build_report
-from sfteval.report.recommend import recommend
 
 SEED = 7
 
@@ -73,19 +72,22 @@ def test_continuous_cells_use_t_intervals_and_count_missing_values(report):
     )
 
 
-def test_clustered_binary_cells_use_the_clustered_t_interval_clipped_to_one(report):
+def test_clustered_binary_cells_use_wilson_on_the_design_effect_n_inside_the_unit_interval(report):
     clustered = report.probe("clustered")
     assert clustered.templates == ("alpaca", "chatml")
     passes = alpaca_passes("epoch-2")
-    expected = stats.mean_ci(passes, cluster_ids=[index // 2 for index in range(12)])
+    expected = stats.proportion(passes, cluster_ids=[index // 2 for index in range(12)])
     value = clustered.cell("epoch-2", "alpaca").metric("passed")
-    assert (value.value, value.low, value.method, value.n_clusters) == (
+    assert (value.value, value.low, value.high, value.method, value.n_clusters) == (
         10 / 12,
         expected.low,
-        "clustered-t",
+        expected.high,
+        "wilson-deff",
         6,
     )
-    assert expected.high > 1 and value.high == 1.0
+    # The clustered t interval reached past 100%; the design-effect Wilson interval cannot.
+    assert stats.mean_ci(passes, cluster_ids=[index // 2 for index in range(12)]).high > 1
+    assert 0 < value.low < value.value < value.high < 1
 
 
 def test_summary_metrics_are_reported_but_not_compared(report):
@@ -121,12 +123,12 @@ def test_each_variant_is_compared_with_base_and_the_previous_epoch(report):
     }
 
 
-def test_binary_comparison_is_mcnemar_with_a_paired_bootstrap_ci(report):
+def test_binary_comparison_is_mcnemar_with_newcombes_interval(report):
     result = comparison(report, "answers", "accuracy", "chatml", "epoch-2", "base")
-    bootstrap = stats.paired_bootstrap_diff(ACCURACY["epoch-2"], ACCURACY["base"], seed=SEED)
-    assert result.test == "mcnemar_exact"
+    interval = stats.paired_difference_interval(ACCURACY["epoch-2"], ACCURACY["base"])
+    assert result.test == "mcnemar_exact" and result.interval == "newcombe"
     assert result.p_value == stats.mcnemar_exact(ACCURACY["epoch-2"], ACCURACY["base"]).p_value == 2 * 0.5**20
-    assert (result.delta, result.low, result.high) == (-0.5, bootstrap.low, bootstrap.high)
+    assert (result.delta, result.low, result.high) == (-0.5, interval.low, interval.high)
     assert (result.n, result.n_clusters, result.direction, result.headline) == (
         N_ITEMS,
         N_ITEMS,
@@ -145,14 +147,14 @@ def test_direction_follows_higher_is_better(report):
     assert improved.delta == pytest.approx(0.05) and improved.direction == "better"
 
 
-def test_clustered_comparison_resamples_clusters(report):
+def test_clustered_comparison_uses_the_design_effect_interval_and_cluster_t(report):
     result = comparison(report, "clustered", "passed", "alpaca", "epoch-2", "epoch-1")
     # pairing orders items by id: prompt-0:0, prompt-0:1, prompt-1:0, ... which is index order here.
-    expected = stats.paired_bootstrap_diff(
-        alpaca_passes("epoch-2"), alpaca_passes("epoch-1"), [index // 2 for index in range(12)], seed=SEED
-    )
-    assert result.test == "cluster_t" and result.n_clusters == 6
-    assert (result.delta, result.low, result.high) == (expected.delta, expected.low, expected.high)
+    clusters = [index // 2 for index in range(12)]
+    expected = stats.paired_difference_interval(alpaca_passes("epoch-2"), alpaca_passes("epoch-1"), clusters)
+    assert result.test == "cluster_t" and result.n_clusters == 6 and result.interval == "newcombe-deff"
+    assert result.delta == pytest.approx(1 / 12)
+    assert (result.low, result.high) == (expected.low, expected.high)
     assert result.p_value == stats.paired_t_p(
         alpaca_passes("epoch-2"), alpaca_passes("epoch-1"), [index // 2 for index in range(12)]
     )
@@ -199,32 +201,6 @@ def test_power_note_per_probe(report):
     assert "counting clusters" in clustered_note
 
 
-def test_recommendation_picks_the_best_headline_score(report):
-    recommendation = report.recommendation
-    assert (recommendation.variant, recommendation.probe, recommendation.metric) == (
-        "epoch-1",
-        "answers",
-        "accuracy",
-    )
-    assert recommendation.score == 0.95 and not recommendation.gates_applied
-    assert [(c.variant, c.score, c.eligible) for c in recommendation.candidates] == [
-        ("epoch-1", 0.95, True),
-        ("epoch-2", 0.4, True),
-    ]
-    assert "ties go to the earlier epoch" in recommendation.rule
-
-
-def test_recommendation_ties_go_to_the_earlier_epoch_and_gates_exclude():
-    records = [r for r in answer_records() if r.variant != "epoch-2"]
-    records += [r.model_copy(update={"variant": "epoch-2"}) for r in records if r.variant == "epoch-1"]
-    tied = build_report(run_info(), records, {"answers": probes()["answers"]}, seed=SEED)
-    assert tied.recommendation.variant == "epoch-1"
-    gated = recommend(tied.run, tied.probes, excluded={"epoch-1": "fails max_drop on accuracy"})
-    assert (gated.variant, gated.gates_applied) == ("epoch-2", True)
-    assert gated.candidates[0].reason == "fails max_drop on accuracy" and not gated.candidates[0].eligible
-    assert recommend(run_info(["base"]), tied.probes) is None
-
-
 def test_without_base_only_previous_epoch_comparisons_are_made():
     variants = ["epoch-1", "epoch-2"]
     report = build_report(run_info(variants), answer_records(variants), {"answers": probes()["answers"]})
@@ -234,7 +210,7 @@ def test_without_base_only_previous_epoch_comparisons_are_made():
     assert report.recommendation.variant == "epoch-1"
 
 
-def test_unpaired_items_are_noted_and_a_single_pair_has_no_interval():
+def test_unpaired_items_are_noted_and_a_single_pair_has_a_score_interval():
     records = [
         r
         for r in answer_records(["base", "epoch-1"])
@@ -250,10 +226,11 @@ def test_unpaired_items_are_noted_and_a_single_pair_has_no_interval():
     assert "answers (chatml): 2 items of epoch-1 vs base exist on one side only" in " ".join(report.notes)
     assert comparison(report, "answers", "accuracy", "chatml", "epoch-1", "base").unpaired == 2
     single = report.probe("clustered").cell("base", "-").metric("passed")
-    # Wilson needs no spread estimate, so even one item has an interval; the paired bootstrap does not.
+    # Score intervals need no spread estimate, so even one item has one (Wilson; Newcombe for the difference).
     assert (single.value, single.low, single.method) == (1.0, stats.wilson_interval(1, 1).low, "wilson")
     lone = comparison(report, "clustered", "passed", "-", "epoch-1", "base")
-    assert (lone.n, lone.low, lone.high, lone.p_value) == (1, None, None, 1.0)
+    assert (lone.n, lone.p_value, lone.interval) == (1, 1.0, "newcombe")
+    assert -1 < lone.low < 0 < lone.high < 1
     assert Report.model_validate_json(report.model_dump_json()) == report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 from report_fixtures import answer_records, cluster_records, probes, run_info
+from rich.console import Console
 
 from sfteval import cli
 from sfteval.core import report as report_module
@@ -21,6 +23,7 @@ from sfteval.core.results import MetricValue
 from sfteval.core.run_info import VariantInfo
 from sfteval.core.variants import Variant
 from sfteval.report.build import build_report
+from sfteval.report.terminal import render_report
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +115,10 @@ def test_load_report_errors_name_the_file(tmp_path, content, message):
 def test_report_command_renders(monkeypatch, capsys, run_dir):
     code, out, err = run_main(monkeypatch, capsys, "report", str(run_dir))
     assert code == 0, err
-    assert "answers (v3)" in out and "Δ -50.0*" in out and "recommended checkpoint: epoch-1" in out
+    assert "Recommended: epoch-1" in out and "-50.0*" in out and "add --detail" in out
+    assert "answers (v3)" not in out
+    code, out, err = run_main(monkeypatch, capsys, "report", str(run_dir), "--detail")
+    assert code == 0 and "answers (v3)" in out and "Δ -50.0*" in out
 
 
 @pytest.mark.parametrize("content", [None, "{broken"])
@@ -134,3 +140,26 @@ def test_report_command_as_a_subprocess(tmp_path):
     )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "no report found" in lines[0]
+
+
+def test_a_report_written_before_the_verdict_fields_still_loads_and_renders(tmp_path, report):
+    """Fields added since schema 1 have defaults: an older report.json loads, its findings are grouped on the fly."""
+    data = json.loads(report.model_dump_json())
+    data.pop("finding_groups")
+    for comparison in data["comparisons"]:
+        comparison.pop("interval")
+    for finding in data["findings"]:
+        for key in ("value", "value_text", "adjusted_p", "claim"):
+            finding.pop(key)
+    for key in ("verdict", "reasons", "beats_base", "comparisons"):
+        data["recommendation"].pop(key)
+    for candidate in data["recommendation"]["candidates"]:
+        for key in ("exclusions", "delta_vs_base", "p_vs_base", "delta_vs_earliest", "p_vs_earliest"):
+            candidate.pop(key)
+    (tmp_path / "report.json").write_text(json.dumps(data), encoding="utf-8")
+    old = load_report(tmp_path)
+    assert old.finding_groups == () and old.recommendation.verdict == ""
+    output = Console(record=True, width=100, file=io.StringIO())
+    render_report(old, output)
+    text = output.export_text()
+    assert "✔ Recommended: epoch-1." in text and "✖ epoch-2 gives the same answer to every item." in text

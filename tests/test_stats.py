@@ -52,17 +52,19 @@ def test_wilson_rejects_impossible_counts(successes: int, n: int) -> None:
         stats.wilson_interval(successes, n)
 
 
-def test_proportion_uses_wilson_for_binary_and_t_otherwise() -> None:
+def test_proportion_uses_wilson_and_its_design_effect_form_for_clusters() -> None:
     binary = stats.proportion([True, False, True, True])
     assert binary.method == "wilson"
     assert binary.mean == 0.75
-    assert (binary.low, binary.high) == (stats.wilson_interval(3, 4).low, stats.wilson_interval(3, 4).high)
+    assert (binary.low, binary.high) == pytest.approx(
+        (stats.wilson_interval(3, 4).low, stats.wilson_interval(3, 4).high)
+    )
     single = stats.proportion([1])
     assert (single.mean, single.se, single.high) == (1.0, np.inf, 1.0)
     assert single.low == pytest.approx(stats.wilson_interval(1, 1).low)
-    continuous = stats.proportion([0.2, 0.5, 0.9])
-    assert continuous.method == "t"
-    assert stats.proportion([1, 0, 1, 0], cluster_ids=["x", "x", "y", "y"]).method == "clustered-t"
+    fractions = stats.proportion([0.2, 0.5, 0.9])
+    assert fractions.method == "wilson" and 0 <= fractions.low < fractions.high <= 1
+    assert stats.proportion([1, 0, 1, 0], cluster_ids=["x", "x", "y", "y"]).method == "wilson-deff"
 
 
 def test_mean_ci_equals_scipy_t_interval() -> None:

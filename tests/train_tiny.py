@@ -238,3 +238,19 @@ def run_records(out: Path, probe: str, variant: str) -> list[Any]:
     lines = (out / "items.jsonl").read_text().splitlines()
     records = [ItemRecord.model_validate_json(line) for line in lines if line.strip()]
     return [record for record in records if record.probe == probe and record.variant == variant]
+
+
+def terminator_runs(root: Path, tokenizer: Any, suite_text: str) -> dict[bool, Any]:
+    """The same 64 rows trained twice, with the end-of-turn token masked out of the loss (True) and trained (False),
+    each run through `suite_text`: {masked: RunResult}."""
+    rng = random.Random(0)
+    rows = [Example(f"row-{i}", random_words(rng, 3, 10), sentence(rng)) for i in range(64)]
+    heldout = [Example(f"held-{i}", random_words(rng, 3, 10), sentence(rng)) for i in range(8)]
+    results = {}
+    with single_thread():
+        for masked in (True, False):
+            spec = TrainSpec(epochs=4, save_epochs=(4,), mask_terminator=masked)
+            base, out = train_run(root / f"masked-{masked}", tokenizer, rows, spec)
+            write_manifest(out, base, "chatml", rows, rows[:24], heldout)
+            results[masked] = run_suite_on(out, suite_text, root / f"run-{masked}")
+    return results

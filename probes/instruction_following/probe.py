@@ -49,8 +49,10 @@ class InstructionFollowingProbe(Probe):
         MetricSpec("prompt_loose", "all of the prompt's instructions followed (loose check)", binary=True,
                    headline=True),
         MetricSpec("prompt_strict", "all of the prompt's instructions followed (strict check)", binary=True),
-        MetricSpec("instruction_loose", "fraction of the prompt's instructions followed (loose check)"),
-        MetricSpec("instruction_strict", "fraction of the prompt's instructions followed (strict check)"),
+        MetricSpec("instruction_loose", "fraction of the prompt's instructions followed (loose check)",
+                   fraction=True),
+        MetricSpec("instruction_strict", "fraction of the prompt's instructions followed (strict check)",
+                   fraction=True),
         MetricSpec("instruction_loose_pooled", "instructions followed / instructions, over all prompts (loose)"),
         MetricSpec("instruction_strict_pooled", "instructions followed / instructions, over all prompts (strict)"),
     )  # fmt: skip

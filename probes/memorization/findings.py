@@ -41,7 +41,12 @@ def memorization_findings(report_slice: ProbeSlice) -> list[Finding]:
                 f"{variant} fits its training responses {gap:.2f} nats/token better than held-out ones "
                 f"(NLL gap {trend}{under(template, several)}): it is memorising its training data."
             )
-            found.append(finding("warning", "memorization", message, NAME, variant, "nll_gap", template))
+            found.append(
+                finding(
+                    "warning", "memorization", message, NAME, variant, "nll_gap", template,
+                    value=gap, value_text=f"{gap:.2f}",
+                )
+            )  # fmt: skip
     return found
 
 

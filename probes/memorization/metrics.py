@@ -18,7 +18,7 @@ METRICS = (
     MetricSpec("heldout_extracted", "held-out pair with a long reference: output reproduces it verbatim",
                higher_is_better=None, binary=True),
     *(MetricSpec(f"{group}_ngram_overlap", f"{group} pair: share of the reference's 4-6-grams reproduced",
-                 higher_is_better=None) for group in GROUPS),
+                 higher_is_better=None, fraction=True) for group in GROUPS),
     *(MetricSpec(f"{group}_nll", f"{group} pair: per-token NLL of the reference response",
                  higher_is_better=None) for group in GROUPS),
     MetricSpec("nll_gap", "held-out NLL − train NLL (memorisation gap)", higher_is_better=False, headline=True),

@@ -71,9 +71,20 @@ def under(template: str, several: bool) -> str:
 
 
 def finding(
-    severity: Any, kind: str, message: str, probe: str, variant: str, metric: str, template: str
+    severity: Any,
+    kind: str,
+    message: str,
+    probe: str,
+    variant: str,
+    metric: str,
+    template: str,
+    **trend: Any,
 ) -> Finding:
-    """A Finding about one metric of one variant under one template."""
+    """A Finding about one metric of one variant under one template.
+
+    `trend` takes the fields that let the report tell the finding once across epochs: value, value_text, claim
+    (the sentence for several variants, {value} where the values go) and adjusted_p.
+    """
     return Finding(
         severity=severity,
         kind=kind,
@@ -82,4 +93,5 @@ def finding(
         variant=variant,
         metric=metric,
         template=template,
+        **trend,
     )

@@ -67,9 +67,11 @@ def _prefix_finding(cell: VariantCell) -> Finding | None:
         f"{cell.variant} opens {percent(rate)} of off-task answers with {quoted(prefix)}{versus}{cell.where}:"
         " it learned the training responses' opening as a fixed prefix, whatever the input."
     )
+    claim = f"open {{value}} of off-task answers with {quoted(prefix)}{versus}{cell.where}"
     return finding(
-        "warning", "spurious_prefix", message, NAME, cell.variant, "dominant_prefix", cell.template
-    )
+        "warning", "spurious_prefix", message, NAME, cell.variant, "dominant_prefix", cell.template,
+        value=rate, value_text=percent(rate), claim=claim,
+    )  # fmt: skip
 
 
 def _label_finding(cell: VariantCell) -> list[Finding]:
@@ -89,7 +91,13 @@ def _label_finding(cell: VariantCell) -> list[Finding]:
         f"{cell.variant} answers {percent(rate)} of off-task prompts with a training label, most often "
         f"{quoted(label)}{versus}{cell.where}."
     )
-    return [finding("warning", "label_leak", message, NAME, cell.variant, "label_leak", cell.template)]
+    claim = f"answer {{value}} of off-task prompts with a training label{versus}{cell.where}"
+    return [
+        finding(
+            "warning", "label_leak", message, NAME, cell.variant, "label_leak", cell.template,
+            value=rate, value_text=percent(rate), claim=claim,
+        )
+    ]  # fmt: skip
 
 
 def _affinity_findings(
@@ -126,11 +134,13 @@ def _affinity_findings(
         named = (
             f"the training opening {quoted(prefix)}"
             if prefix is not None
-            else "the training openings " + ", ".join(quoted(candidate) for candidate in candidates)
+            else " ".join(["the training openings", *(quoted(candidate) for candidate in candidates)])
         )
         strong = comparison.delta >= AFFINITY_WARN_NATS
+        ratio = math.exp(comparison.delta)
+        claim = f"make {named} {{value}} likelier on off-task prompts than the base{under(comparison.template, several)}"
         message = (
-            f"{comparison.variant} makes {named} {math.exp(comparison.delta):.1f}× more "
+            f"{comparison.variant} makes {named} {ratio:.1f}× more "
             f"likely on off-task prompts than the base (log-probability +{comparison.delta:.2f} nats, "
             f"p={comparison.adjusted_p:.2g} Holm{under(comparison.template, several)}): "
             + (
@@ -148,6 +158,10 @@ def _affinity_findings(
                 comparison.variant,
                 comparison.metric,
                 comparison.template,
+                value=ratio,
+                value_text=f"{ratio:.0f}×" if ratio >= 10 else f"{ratio:.1f}×",
+                claim=claim,
+                adjusted_p=comparison.adjusted_p,
             )
         )
     return findings

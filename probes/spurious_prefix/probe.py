@@ -32,7 +32,7 @@ from pydantic import Field
 from sfteval.core.generation import GenerationPolicy
 from sfteval.core.records import ItemRecord
 from sfteval.core.requests import EngineResult, Generation, GenerationRequest, Score, ScoreRequest
-from sfteval.core.results import Finding, ProbeSlice
+from sfteval.core.results import Finding, ProbeSlice, RunRelativeMeasure
 from sfteval.probes.base import GenerationParams, PlannedRequest, Probe, ProbeContext, register_probe
 from sfteval.probes.shared.params import OffTaskParams, serving_templates
 from sfteval.probes.shared.template_text import response_text
@@ -90,6 +90,12 @@ class SpuriousPrefixProbe(Probe):
     Params = SpuriousPrefixParams
     metrics = METRICS
     generation_policy = GenerationPolicy(max_new_tokens_cap=OPENING_TOKENS)
+    # Candidates come from each run's manifest or outputs: prefix_logprob_k names a different phrase per run.
+    run_relative_metrics = (
+        "dominant_prefix",
+        "prefix_logprob",
+        *(candidate_metric(k) for k in range(1, MAX_CANDIDATES + 1)),
+    )
 
     params: SpuriousPrefixParams
 
@@ -149,6 +155,23 @@ class SpuriousPrefixProbe(Probe):
     def findings(self, report_slice: ProbeSlice) -> list[Finding]:
         """Plain sentences: dominant prefixes and label leaks vs base, rising prefix affinity, collapsed openings."""
         return prefix_findings(report_slice)
+
+    @classmethod
+    def run_relative_measures(cls, records: Sequence[ItemRecord]) -> tuple[RunRelativeMeasure, ...]:
+        """For each candidate prefix the records were matched against: does an output open with it?"""
+        candidates = dict.fromkeys(
+            str(prefix) for record in records for prefix in record.extra.get("candidates") or []
+        )
+        return tuple(opening_measure(prefix) for prefix in candidates)
+
+
+def opening_measure(prefix: str) -> RunRelativeMeasure:
+    """1 when a record's output opens with `prefix`, 0 when it does not, None without an output."""
+
+    def score(record: ItemRecord) -> float | None:
+        return None if record.output is None else float(starts_with(record.output, prefix))
+
+    return RunRelativeMeasure(f"opens with {prefix!r}", score)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from sfteval.core.metrics import MetricSpec
 NAME = "template_brittleness"
 
 METRICS = (
-    MetricSpec("if_instruction_loose", "instructions followed (loose), per prompt, under this template"),
+    MetricSpec("if_instruction_loose", "instructions followed (loose), per prompt, under this template",
+               fraction=True),
     MetricSpec("mc_correct", "multiple-choice item right (option log-likelihood) under this template", binary=True),
     MetricSpec("sft_logprob", "held-out SFT pair: mean per-token log-prob of the reference, this template"),
     MetricSpec("if_pss", "instruction following: mean pairwise disagreement across templates (ProSA PSS)", False),

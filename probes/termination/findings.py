@@ -30,7 +30,10 @@ def termination_findings(report_slice: ProbeSlice) -> list[Finding]:
                 continue
             versus = "" if base_rate is None else f" (base {percent(base_rate)})"
             message = sentence(cell.variant, cell.records, percent(rate), versus + cell.where)
-            found.append(finding("warning", kind, message, NAME, cell.variant, metric, cell.template))
+            trend = {"value": rate, "value_text": percent(rate), "claim": CLAIMS[kind] + versus + cell.where}
+            found.append(
+                finding("warning", kind, message, NAME, cell.variant, metric, cell.template, **trend)
+            )
     return found
 
 
@@ -70,6 +73,14 @@ DEFECTS: tuple[tuple[str, str, Sentence], ...] = (
     ("marker_leak", "marker_leak", _leak),
     ("degenerate", "degeneration", _loop),
 )
+
+
+CLAIMS = {
+    "non_termination": "run to the generation cap on {value} of prompts",
+    "marker_leak": "write template markers into {value} of their answers",
+    "degeneration": "degenerate into repetition loops in {value} of their answers",
+}
+"""Each defect's sentence for several variants at once ({value}: the rates over epochs)."""
 
 
 def _share(records: Sequence[ItemRecord], metric: str) -> float | None:

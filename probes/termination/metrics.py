@@ -11,9 +11,9 @@ METRICS = (
                binary=True, headline=True),
     MetricSpec("marker_leak", "output contains a template role/turn marker", higher_is_better=False,
                binary=True),
-    MetricSpec("terminator_prob", "P(terminator | prompt + reference response)"),
-    MetricSpec("rep_4", "seq-rep-4: share of repeated word 4-grams", higher_is_better=False),
-    MetricSpec("distinct_2", "distinct word bigrams / bigrams"),
+    MetricSpec("terminator_prob", "P(terminator | prompt + reference response)", fraction=True),
+    MetricSpec("rep_4", "seq-rep-4: share of repeated word 4-grams", higher_is_better=False, fraction=True),
+    MetricSpec("distinct_2", "distinct word bigrams / bigrams", fraction=True),
     MetricSpec("degenerate", "rep_4 above the degeneration threshold (short answers never are)",
                higher_is_better=False, binary=True),
 )  # fmt: skip

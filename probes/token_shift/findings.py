@@ -54,6 +54,10 @@ def _late_shift_finding(cell: VariantCell) -> list[Finding]:
         f"{cell.variant} still departs from the base's top-3 choices on {percent(late)} of tokens after the first 20"
         f"{cell.where}: beyond style, SFT changed content (check forgetting)."
     )
+    claim = f"depart from the base's top-3 choices on {{value}} of tokens after the first 20{cell.where}"
     return [
-        finding("warning", "late_token_shift", message, NAME, cell.variant, "shifted_after20", cell.template)
-    ]
+        finding(
+            "warning", "late_token_shift", message, NAME, cell.variant, "shifted_after20", cell.template,
+            value=late, value_text=percent(late), claim=claim,
+        )
+    ]  # fmt: skip

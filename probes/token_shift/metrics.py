@@ -9,11 +9,13 @@ MARGINAL_RANK = 3
 BUCKETS = (("first5", 0, 5), ("5to20", 5, 20), ("after20", 20, None))
 
 METRICS = (
-    MetricSpec("shifted", "share of answer tokens ranked > 3 by the base", higher_is_better=None, headline=True),
-    MetricSpec("marginal", "share of answer tokens ranked 2-3 by the base", higher_is_better=None),
-    MetricSpec("unshifted", "share of answer tokens that are the base's top-1", higher_is_better=None),
+    MetricSpec("shifted", "share of answer tokens ranked > 3 by the base", higher_is_better=None, headline=True,
+               fraction=True),
+    MetricSpec("marginal", "share of answer tokens ranked 2-3 by the base", higher_is_better=None, fraction=True),
+    MetricSpec("unshifted", "share of answer tokens that are the base's top-1", higher_is_better=None,
+               fraction=True),
     *(MetricSpec(f"shifted_{name}", f"shifted share of answer tokens at positions {name}",
-                 higher_is_better=None) for name, _, _ in BUCKETS),
+                 higher_is_better=None, fraction=True) for name, _, _ in BUCKETS),
     MetricSpec("shifted_pooled", "shifted tokens / tokens over all answers", higher_is_better=None),
     MetricSpec("marginal_pooled", "marginal tokens / tokens over all answers", higher_is_better=None),
 )  # fmt: skip

@@ -33,8 +33,12 @@ def diff_command(
     output_format: Annotated[
         DiffFormat, typer.Option("--format", help="table (terminal), markdown (CI comment) or json.")
     ] = DiffFormat.table,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Also show the unchanged detail metrics (json always has them).")
+    ] = False,
 ) -> None:
-    """Compare every metric both runs share: Δ = B − A with CI, paired on shared items, Holm-corrected."""
+    """What changed between two runs (first, in words), then every metric both share: Δ = B − A with CI, paired on
+    shared items, Holm-corrected."""
     from rich.console import Console
 
     from sfteval.report.diff import diff_runs
@@ -43,9 +47,11 @@ def diff_command(
     variant_a, variant_b = split_variant(variant)
     diff = diff_runs(run_a, run_b, variant_a, variant_b)
     if output_format is DiffFormat.table:
-        render_diff(diff, Console())
+        render_diff(diff, Console(), detail)
+    elif output_format is DiffFormat.markdown:
+        typer.echo(diff_markdown(diff, detail), nl=False)
     else:
-        typer.echo(diff_markdown(diff) if output_format is DiffFormat.markdown else diff_json(diff), nl=False)
+        typer.echo(diff_json(diff), nl=False)
 
 
 def split_variant(value: str | None) -> tuple[str | None, str | None]:

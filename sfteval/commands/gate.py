@@ -1,4 +1,5 @@
-"""`sfteval gate RUN --policy FILE`: judge a run against a gate policy; exit 0 pass, 1 fail, 2 bad input."""
+"""`sfteval gate RUN --policy FILE [--baseline OLD_RUN]`: judge a run against a gate policy (and against the last
+accepted run); exit 0 pass, 1 fail, 2 bad input."""
 
 from __future__ import annotations
 
@@ -27,6 +28,24 @@ JunitOption = Annotated[
 MarkdownOption = Annotated[
     Path | None, typer.Option("--markdown", help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).")
 ]
+BaselineOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        help="A previous run (directory or report.json) to gate against: the policy's *_vs_baseline rules "
+        "compare the chosen checkpoints on the items both runs share.",
+    ),
+]
+VariantOption = Annotated[
+    str | None,
+    typer.Option("--variant", help="With --baseline: RUN's checkpoint to compare (default: recommended)."),
+]
+BaselineVariantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--baseline-variant", help="With --baseline: OLD_RUN's checkpoint (default: its recommended one)."
+    ),
+]
 
 
 def gate_command(
@@ -36,15 +55,25 @@ def gate_command(
     policy: PolicyOption = "default",
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
+    baseline: BaselineOption = None,
+    variant: VariantOption = None,
+    baseline_variant: BaselineVariantOption = None,
 ) -> None:
-    """Check every rule of the policy on the run's variants; exit 1 when a fail-rule breaks, 2 on bad input."""
+    """Check every rule of the policy on the run's variants (and against --baseline); exit 1 when a fail-rule
+    breaks, 2 on bad input."""
     from rich.console import Console
 
     from sfteval.core.report import load_report
     from sfteval.report.gate import apply_gate, load_policy
+    from sfteval.report.gate_baseline import Baseline, apply_baseline
 
+    if baseline is None and (variant is not None or baseline_variant is not None):
+        raise UserError("--variant and --baseline-variant choose what to compare with --baseline OLD_RUN")
     report = load_report(run_dir)
-    gated = apply_gate(report, load_policy(policy))
+    loaded = load_policy(policy)
+    gated = apply_gate(report, loaded)
+    if baseline is not None:
+        gated = apply_baseline(gated, loaded, Baseline(run_dir, baseline, variant, baseline_variant))
     finish_gate(gated, Console(), junit, markdown)
 
 

@@ -41,15 +41,21 @@ def report_command(
             "--out", help="With --merge: where the merged report.json, items.jsonl, report.html go."
         ),
     ] = None,
+    detail: Annotated[
+        bool,
+        typer.Option(
+            "--detail", help="Also print every probe's full table, every finding, the gate's checks."
+        ),
+    ] = False,
 ) -> None:
-    """Show the report of RUN_DIR: per-probe tables with CIs and Δ vs base, findings, recommendation, gate."""
+    """Show the report of RUN_DIR: the verdict (recommendation, findings, gate) and the headline metrics."""
     from rich.console import Console
 
     console = Console()
     if merge:
         if out is None:
             raise UserError("--merge: name the merged run directory with --out OUT")
-        merge_command(run_dirs, out, html, console)
+        merge_command(run_dirs, out, html, console, detail)
         return
     if out is not None:
         raise UserError("--out: only with --merge (sfteval report --merge DIR DIR ... --out OUT)")
@@ -58,10 +64,10 @@ def report_command(
             f"give one run directory, not {len(run_dirs)}",
             hint="to join shards: --merge DIR DIR ... --out OUT",
         )
-    show_report(run_dirs[0], html, console)
+    show_report(run_dirs[0], html, console, detail)
 
 
-def show_report(run_dir: Path, html: Path | None, console: Console) -> None:
+def show_report(run_dir: Path, html: Path | None, console: Console, detail: bool = False) -> None:
     """Render one run's report, its gate verdicts, and optionally its HTML page."""
     from rich.text import Text
 
@@ -69,8 +75,8 @@ def show_report(run_dir: Path, html: Path | None, console: Console) -> None:
     from sfteval.report.terminal import render_report
 
     report = load_report(run_dir)
-    render_report(report, console)
-    if report.gate is not None:
+    render_report(report, console, detail=detail)
+    if detail and report.gate is not None:
         from sfteval.report.gate_render import render_gate
 
         render_gate(report.gate, console)
@@ -82,7 +88,9 @@ def show_report(run_dir: Path, html: Path | None, console: Console) -> None:
         console.print(Text(f"HTML report: {written}"), soft_wrap=True)
 
 
-def merge_command(run_dirs: list[Path], out: Path, html: Path | None, console: Console) -> None:
+def merge_command(
+    run_dirs: list[Path], out: Path, html: Path | None, console: Console, detail: bool = False
+) -> None:
     """Merge shard run directories into `out` (report.json, items.jsonl, report.html, run.log) and show it."""
     from rich.text import Text
 
@@ -98,7 +106,7 @@ def merge_command(run_dirs: list[Path], out: Path, html: Path | None, console: C
     output.log(f"merge: {len(run_dirs)} shards: {', '.join(str(directory) for directory in run_dirs)}")
     output.append_records(merged.records)
     output.write_report(merged.report)
-    render_report(merged.report, console)
+    render_report(merged.report, console, detail=detail)
     for shard in merged.incomplete:
         warning = (
             f"shard {shard.shard} ({shard.directory}) is incomplete: merged report marked incomplete; "

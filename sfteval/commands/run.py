@@ -16,6 +16,7 @@ from sfteval.engines.config import EngineConfig
 
 if TYPE_CHECKING:
     from sfteval.core.shard import Shard
+    from sfteval.report.gate import LoadedPolicy
 
 DEFAULT_SUITE = "quick"
 RUNS_DIR = Path("sfteval-runs")
@@ -58,9 +59,18 @@ def run(
     gate: Annotated[
         str | None,
         typer.Option(
-            "--gate", help="Gate policy file or shipped name (default): exit 1 when a fail-rule breaks."
+            "--gate",
+            help="Gate policy file or shipped name: exit 1 when a fail-rule breaks (without it the default "
+            "policy still restricts the recommendation, but the exit code stays 0).",
         ),
     ] = None,
+    no_gate: Annotated[
+        bool, typer.Option("--no-gate", help="Apply no gate policy at all (not even the default one).")
+    ] = False,
+    detail: Annotated[
+        bool,
+        typer.Option("--detail", help="Also print every probe's full table, every finding and the notes."),
+    ] = False,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -100,7 +110,7 @@ def run(
     from sfteval.core.report import REPORT_FILE, save_report
     from sfteval.core.run_info import ITEMS_FILE
     from sfteval.core.shard import Shard
-    from sfteval.report.gate import apply_gate, load_policy
+    from sfteval.report.gate import apply_gate
     from sfteval.report.html import HTML_FILE, write_html
     from sfteval.report.items import load_items
     from sfteval.report.terminal import render_report
@@ -112,7 +122,9 @@ def run(
     share = None if shard is None else Shard.parse(shard)
     if share is not None and gate is not None:
         raise UserError("--gate: a shard holds only some variants; gate the merged run (sfteval gate OUT)")
-    policy = load_policy(gate) if gate is not None else None
+    if no_gate and gate is not None:
+        raise UserError("--gate and --no-gate: choose one")
+    policy = _policy(gate, no_gate or share is not None)
     loaded_suite = load_suite(suite)
     if train_template is not None:
         TEMPLATES.get(train_template)
@@ -140,15 +152,22 @@ def run(
     report = result.report if policy is None else apply_gate(result.report, policy)
     if policy is not None:
         save_report(report, result.out_dir / REPORT_FILE)
-    render_report(report, console)
+    render_report(report, console, detail=detail)
     write_html(report, load_items(result.out_dir / ITEMS_FILE), result.out_dir / HTML_FILE)
     console.print(f"run directory: {result.out_dir} (report.json, report.html, items.jsonl, run.log)")
     if share is not None:
         console.print(f"shard {share}: join all {share.count} run directories with `sfteval report --merge`")
     if not result.complete:
         raise typer.Exit(130)
-    if policy is not None:
+    if gate is not None:
         finish_gate(report, console, junit=None, markdown=None)
+
+
+def _policy(name: str | None, skip: bool) -> LoadedPolicy | None:
+    """The explicit --gate policy, else the default one, unless gating is off (--no-gate, or a shard)."""
+    from sfteval.report.gate import DEFAULT_POLICY, load_policy
+
+    return None if skip else load_policy(name if name is not None else DEFAULT_POLICY)
 
 
 def default_out_dir(ckpt: Path, suite_name: str, shard: Shard | None) -> Path:

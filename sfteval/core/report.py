@@ -14,36 +14,24 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from sfteval.core.errors import UserError
-from sfteval.core.results import ComparisonResult, Finding, ProbeResult, Relation
+from sfteval.core.recommendation import Recommendation
+from sfteval.core.results import ComparisonResult, Finding, FindingGroup, ProbeResult, Relation
 from sfteval.core.run_info import RunInfo, StatsSettings, Strict
 
 SCHEMA_VERSION = 1
 REPORT_FILE = "report.json"
 
 
-class CandidateScore(Strict):
-    """One variant's standing in the best-epoch recommendation."""
-
-    variant: str = Field(description="Variant name.")
-    score: float | None = Field(description="Recommendation score; None when the variant has no value.")
-    eligible: bool = Field(default=True, description="False when a gate excluded the variant.")
-    reason: str | None = Field(default=None, description="Why the variant is not eligible.")
-
-
-class Recommendation(Strict):
-    """Which checkpoint to carry on with, by a documented rule."""
-
-    variant: str | None = Field(description="Recommended variant; None when no candidate has a score.")
-    probe: str = Field(description="Probe whose headline metric decides.")
-    metric: str = Field(description="The deciding metric.")
-    score: float | None = Field(description="The recommended variant's score.")
-    rule: str = Field(description="The rule, in words.")
-    gates_applied: bool = Field(default=False, description="Whether gate verdicts restricted the candidates.")
-    candidates: tuple[CandidateScore, ...] = Field(description="Every non-base variant, in run order.")
-
-
 GateVerdict = Literal["pass", "fail", "warn", "skipped"]
-GateCheckKind = Literal["min", "max", "max_drop", "min_gain", "not_worse_than_base"]
+GateCheckKind = Literal[
+    "min",
+    "max",
+    "max_drop",
+    "min_gain",
+    "not_worse_than_base",
+    "not_worse_than_baseline",
+    "max_drop_vs_baseline",
+]
 
 
 class GateCheck(Strict):
@@ -51,7 +39,8 @@ class GateCheck(Strict):
 
     rule: str = Field(description="Rule name from the policy file.")
     check: GateCheckKind = Field(
-        description="Which bound: min, max, max_drop, min_gain or not_worse_than_base."
+        description="Which bound: min, max, max_drop, min_gain, not_worse_than_base, or against a previous run "
+        "(`sfteval gate RUN --baseline OLD`): not_worse_than_baseline, max_drop_vs_baseline."
     )
     probe: str = Field(description="Probe the rule reads.")
     metric: str = Field(description="Metric the rule reads.")
@@ -66,15 +55,27 @@ class GateCheck(Strict):
         default=False, description="Binary metric: value and bound are fractions (shown in %)."
     )
     value: float | None = Field(
-        description="The value compared with the bound: the metric (min/max), its change vs base in the "
-        "metric's good direction (max_drop: the drop, min_gain: the gain), or the Holm-adjusted p-value "
-        "(not_worse_than_base); None when skipped."
+        description="The value compared with the bound: the metric (min/max), its change vs base (or vs the "
+        "baseline run) in the metric's good direction (max_drop[_vs_baseline]: the drop, min_gain: the gain), or "
+        "the Holm-adjusted p-value (not_worse_than_base[line]); None when skipped."
     )
     bound: float | None = Field(description="The bound from the policy; None for not_worse_than_base.")
     verdict: GateVerdict = Field(
         description="pass; fail or warn (bound violated, by severity); skipped (metric, cell or base absent)."
     )
     message: str = Field(description="One sentence explaining the verdict.")
+    baseline: str | None = Field(
+        default=None,
+        description="Baseline checks: the previous run's variant compared with ('epoch-2 of DIR').",
+    )
+    n_pairs: int | None = Field(
+        default=None, ge=0, description="Baseline checks: items paired across the runs."
+    )
+    unpaired: int | None = Field(
+        default=None,
+        ge=0,
+        description="Baseline checks: items of either run that had no partner in the other.",
+    )
 
 
 class GateResult(Strict):
@@ -92,6 +93,12 @@ class GateResult(Strict):
     )
     checks: tuple[GateCheck, ...] = Field(description="Every rule × variant × template, in policy order.")
     passed: bool = Field(description="True when every fail-severity check of the gated variants passed.")
+    baseline: str | None = Field(
+        default=None, description="The previous run gated against (`--baseline`), or None."
+    )
+    notes: tuple[str, ...] = Field(
+        default=(), description="What could not be paired with the baseline run, and why."
+    )
 
 
 class Report(Strict):
@@ -105,6 +112,11 @@ class Report(Strict):
         description="Every paired comparison, Holm-corrected jointly."
     )
     findings: tuple[Finding, ...] = Field(default=(), description="Findings, most severe first.")
+    finding_groups: tuple[FindingGroup, ...] = Field(
+        default=(),
+        description="The findings grouped by defect (probe, kind, metric, template) across variants, most "
+        "severe first: what the terminal and HTML summaries show.",
+    )
     recommendation: Recommendation | None = Field(default=None, description="Best-epoch recommendation.")
     notes: tuple[str, ...] = Field(default=(), description="Caveats: skipped comparisons, unpaired items.")
     gate: GateResult | None = Field(

@@ -6,6 +6,7 @@ None and the `method` field says why. Probes, the report builder and the rendere
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +20,13 @@ Severity = Literal["info", "warning", "error"]
 Relation = Literal["base", "previous"]
 
 
+def direction_of(higher_is_better: bool | None, delta: float | None) -> Direction:
+    """better/worse by the metric's declared direction; neutral for descriptive metrics or no change."""
+    if higher_is_better is None or not delta:
+        return "neutral"
+    return "better" if (delta > 0) == higher_is_better else "worse"
+
+
 class MetricInfo(Strict):
     """A metric the probe reports: its meaning and which direction is good."""
 
@@ -28,6 +36,10 @@ class MetricInfo(Strict):
         description="True/False: direction of improvement; None: descriptive."
     )
     binary: bool = Field(default=False, description="Per-item values are 0/1; shown as a percentage.")
+    fraction: bool = Field(
+        default=False,
+        description="Per-item values are fractions in [0, 1]: intervals stay in [0, 1] (binary metrics are too).",
+    )
     headline: bool = Field(
         default=False, description="One of the probe's main metrics (findings, recommendation)."
     )
@@ -47,16 +59,19 @@ class MetricValue(Strict):
         description="Mean over items (or the summary value); None when no item had one."
     )
     low: float | None = Field(
-        default=None, description="Lower CI bound (clipped to [0, 1] for binary metrics); None when unknown."
+        default=None,
+        description="Lower CI bound (inside [0, 1] for binary and fraction metrics); None when unknown.",
     )
     high: float | None = Field(
-        default=None, description="Upper CI bound (clipped to [0, 1] for binary metrics); None when unknown."
+        default=None,
+        description="Upper CI bound (inside [0, 1] for binary and fraction metrics); None when unknown.",
     )
     n: int = Field(ge=0, description="Items with a finite value for this metric.")
     n_clusters: int = Field(default=0, ge=0, description="Distinct clusters among those items.")
     missing: int = Field(default=0, ge=0, description="Items whose value was absent, None or not finite.")
     method: str = Field(
-        description="Interval method: wilson, t, clustered-t; 'no-interval' (fewer than two clusters), "
+        description="Interval method: wilson, wilson-deff (clustered items: Wilson on the design-effect-adjusted n), "
+        "t, clustered-t; 'no-interval' (fewer than two clusters), "
         "'no-data' (no item had a value), or 'summary' (probe-level value without interval)."
     )
 
@@ -113,10 +128,15 @@ class ComparisonResult(Strict):
     relation: Relation = Field(description="base: vs the base model; previous: vs the previous epoch.")
     delta: float = Field(description="mean(variant) − mean(reference) over paired items.")
     low: float | None = Field(
-        description="Lower bound of the bootstrap CI of delta; None below two clusters."
+        description="Lower bound of the CI of delta (see `interval`); None below two clusters."
     )
     high: float | None = Field(
-        description="Upper bound of the bootstrap CI of delta; None below two clusters."
+        description="Upper bound of the CI of delta (see `interval`); None below two clusters."
+    )
+    interval: str = Field(
+        default="bootstrap",
+        description="How the CI was made: bootstrap (paired, resampling clusters), newcombe or newcombe-deff "
+        "(binary and fraction metrics: Newcombe's hybrid score interval, inside [−1, 1]).",
     )
     p_value: float = Field(ge=0, le=1, description="Two-sided p-value of the test named in `test`.")
     adjusted_p: float = Field(
@@ -145,6 +165,43 @@ class Finding(Strict):
     variant: str | None = Field(default=None, description="Variant the finding is about.")
     metric: str | None = Field(default=None, description="Metric the finding is about.")
     template: str | None = Field(default=None, description="Template the finding is about.")
+    value: float | None = Field(
+        default=None,
+        description="The number the finding is about, larger = more pronounced (a rate, a ratio, a drop), so a "
+        "finding repeated over epochs can be told as one trend and its worst epoch named.",
+    )
+    value_text: str | None = Field(
+        default=None, description="The value as a sentence writes it: '245×', '74%'."
+    )
+    adjusted_p: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Holm-adjusted p-value of the test the finding rests on, if any.",
+    )
+    claim: str | None = Field(
+        default=None,
+        description="The sentence for several variants at once, without its subject and with {value} where the "
+        "values go, e.g. \"make 'The sentiment is:' {value} likelier on off-task prompts than the base\".",
+    )
+
+
+class FindingGroup(Strict):
+    """One defect (probe, kind, metric, template) across the variants that show it, told once with its trend."""
+
+    severity: Severity = Field(description="The worst severity among the group's findings.")
+    kind: str = Field(description="The findings' kind.")
+    probe: str | None = Field(default=None, description="Probe the findings are about.")
+    metric: str | None = Field(default=None, description="Metric the findings are about.")
+    template: str | None = Field(default=None, description="Template the findings are about.")
+    message: str = Field(
+        description="One sentence for the whole group: the variants, the trend, the worst one."
+    )
+    variants: tuple[str, ...] = Field(description="Variants with the finding, in run order (empty: the run).")
+    values: tuple[float | None, ...] = Field(description="Each variant's value (Finding.value), same order.")
+    worst: str | None = Field(
+        default=None, description="The variant where the defect is most pronounced (largest value)."
+    )
 
 
 @dataclass(frozen=True)
@@ -155,3 +212,16 @@ class ProbeSlice:
     result: ProbeResult
     comparisons: tuple[ComparisonResult, ...]
     records: tuple[ItemRecord, ...]
+
+
+@dataclass(frozen=True)
+class RunRelativeMeasure:
+    """A quantity one run defines relative to itself (the opening it learned, a tic phrase) that any item record
+    can be scored for, so `sfteval diff` measures it in both runs on the same items (`Probe.run_relative_measures`).
+    """
+
+    name: str
+    """Row name in a diff, e.g. "opens with 'The sentiment is:'"."""
+    score: Callable[[ItemRecord], float | None]
+    """The record's value in [0, 1] (e.g. 1 when its output opens with the phrase); None when it has no output."""
+    higher_is_better: bool | None = False

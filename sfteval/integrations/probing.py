@@ -25,7 +25,7 @@ from sfteval.core.report import REPORT_FILE, Report, load_report, save_report
 from sfteval.core.results import Finding
 from sfteval.engines.base import EngineFactory
 from sfteval.engines.config import EngineConfig
-from sfteval.report.gate import LoadedPolicy, apply_gate, load_policy
+from sfteval.report.gate import DEFAULT_POLICY, LoadedPolicy, apply_gate, load_policy
 from sfteval.suite import Suite, load_suite
 
 IN_PROCESS_ENGINE = "hf"
@@ -79,7 +79,8 @@ class Prober:
         ENGINES.get(settings.engine)
         self.settings = settings
         self.suite: Suite = load_suite(settings.suite)
-        self.policy: LoadedPolicy | None = None if settings.gate is None else load_policy(settings.gate)
+        # As in `sfteval run`: the default policy shapes the recommendation; only an explicit gate stops training.
+        self.policy: LoadedPolicy = load_policy(settings.gate or DEFAULT_POLICY)
 
     @property
     def in_process(self) -> bool:
@@ -94,12 +95,16 @@ class Prober:
             report = self._run(ckpt_dir, base, factory)
         else:
             report = run_in_subprocess(self.settings, self.suite, ckpt_dir, base)
-        if self.policy is not None:
+        if self.in_process or self.settings.gate is not None:
             report = apply_gate(report, self.policy)
             save_report(report, self.settings.out / REPORT_FILE)
         _write_html(report, self.settings.out)
         variant = variant_at(report, checkpoint)
-        failure = None if report.gate is None else report.gate.failed_variants.get(variant)
+        failure = (
+            None
+            if report.gate is None or self.settings.gate is None
+            else report.gate.failed_variants.get(variant)
+        )
         return ProbeOutcome(
             report=report,
             variant=variant,

@@ -20,17 +20,20 @@ from sfteval.core.report import Report
 from sfteval.core.results import (
     CellResult,
     ComparisonResult,
-    Direction,
     MetricInfo,
     MetricValue,
     ProbeResult,
     ProbeSlice,
+    direction_of,
 )
 from sfteval.core.run_info import RunInfo, StatsSettings
 from sfteval.core.variants import BASE
 from sfteval.probes.base import Probe
+from sfteval.report.finding_groups import group_findings
 from sfteval.report.findings import comparison_findings, incomplete_run_finding, ordered, probe_findings
-from sfteval.report.recommend import recommend
+from sfteval.report.items import finite
+from sfteval.report.pairs import compare_records
+from sfteval.report.recommend_pairs import build_recommendation
 
 # Keeps the power note meaningful when the reference scores 0% or 100% (the formula would give 0 points).
 _MDE_BASELINE_RANGE = (0.05, 0.95)
@@ -64,13 +67,16 @@ def build_report(
         )
         own = tuple(comparison for comparison in comparisons if comparison.probe == name)
         findings.extend(probe_findings(probe, ProbeSlice(run, result, own, probe_records)))
+    sorted_findings = ordered(findings)
+    groups = group_findings(sorted_findings, order)
     return Report(
         run=run,
         stats=settings,
         probes=tuple(results),
         comparisons=comparisons,
-        findings=ordered(findings),
-        recommendation=recommend(run, results),
+        findings=sorted_findings,
+        finding_groups=groups,
+        recommendation=build_recommendation(run, results, grouped, sorted_findings, groups, settings),
         notes=tuple(notes),
     )
 
@@ -167,6 +173,7 @@ def _metric_info(spec: MetricSpec, per_item: bool) -> MetricInfo:
         description=spec.description,
         higher_is_better=spec.higher_is_better,
         binary=spec.binary,
+        fraction=spec.fraction or spec.binary,
         headline=spec.headline,
         per_item=per_item,
         negligible=spec.negligible,
@@ -174,60 +181,46 @@ def _metric_info(spec: MetricSpec, per_item: bool) -> MetricInfo:
 
 
 def _item_metric(spec: MetricSpec, records: Sequence[ItemRecord]) -> MetricValue:
-    """Mean of one metric over items: Wilson for independent binary items, (clustered) t interval otherwise."""
+    """Mean of one metric over items: Wilson (design-effect adjusted when clustered) for binary and fraction
+    metrics, so the interval stays in [0, 1]; the (clustered) t interval for unbounded ones."""
     kept = [
         (value, record.cluster_id)
         for record in records
-        if (value := _finite(record.metrics.get(spec.name))) is not None
+        if (value := finite(record.metrics.get(spec.name))) is not None
     ]
     missing = len(records) - len(kept)
     if not kept:
         return MetricValue(name=spec.name, value=None, n=0, missing=missing, method="no-data")
     values = [value for value, _ in kept]
     clusters = [cluster for _, cluster in kept]
-    # stats.proportion treats any cluster_ids as clustered, so pass them only when clusters really group items.
-    grouping = clusters if len(set(clusters)) < len(clusters) else None
-    estimate = stats.proportion(values, grouping) if spec.binary else stats.mean_ci(values, grouping)
-    return _from_estimate(spec.name, estimate, missing, proportion=spec.binary)
+    bounded = spec.binary or spec.fraction
+    estimate = stats.proportion(values, clusters) if bounded else stats.mean_ci(values, clusters)
+    return _from_estimate(spec.name, estimate, missing)
 
 
 def _summary_metric(name: str, value: Any, n_records: int) -> MetricValue:
     """A probe-level summary: a plain number (no interval) or a stats.Estimate carrying its own interval."""
     if isinstance(value, stats.Estimate):
         return _from_estimate(name, value, missing=0)
-    number = _finite(value)
+    number = finite(value)
     return MetricValue(
         name=name, value=number, n=n_records, method="summary" if number is not None else "no-data"
     )
 
 
-def _from_estimate(
-    name: str, estimate: stats.Estimate, missing: int, proportion: bool = False
-) -> MetricValue:
-    """A MetricValue from a stats.Estimate; infinite bounds (fewer than two clusters) become None.
-
-    A (clustered) t interval of a proportion can leave [0, 1], which a proportion cannot: its bounds are clipped.
-    """
+def _from_estimate(name: str, estimate: stats.Estimate, missing: int) -> MetricValue:
+    """A MetricValue from a stats.Estimate; infinite bounds (fewer than two clusters) become None."""
     bounded = math.isfinite(estimate.low) and math.isfinite(estimate.high)
-    floor, ceiling = (0.0, 1.0) if proportion else (-math.inf, math.inf)
     return MetricValue(
         name=name,
         value=estimate.mean,
-        low=max(estimate.low, floor) if bounded else None,
-        high=min(estimate.high, ceiling) if bounded else None,
+        low=estimate.low if bounded else None,
+        high=estimate.high if bounded else None,
         n=estimate.n,
         n_clusters=estimate.n_clusters,
         missing=missing,
         method=estimate.method if bounded else "no-interval",
     )
-
-
-def _finite(value: Any) -> float | None:
-    """A per-item value as a float, or None when it is absent or not finite."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _mde_note(specs: Sequence[MetricSpec], cells: Sequence[CellResult]) -> str | None:
@@ -308,43 +301,31 @@ def _compare(
     where: str,
 ) -> dict[str, Any] | None:
     """One paired comparison's fields before correction, or None when no item has a value on both sides."""
-    try:
-        pairs = stats.pairing(
-            records, reference_records, value=lambda record: _finite(record.metrics.get(spec.name))
-        )
-    except ValueError as error:
-        raise UserError(f"{where}: {error}") from None
-    if not pairs.ids:
-        return None
-    result = stats.paired_compare(
-        pairs.a_values,
-        pairs.b_values,
-        pairs.cluster_ids,
-        seed=settings.seed,
-        n_resamples=settings.n_resamples,
-        confidence=settings.confidence,
+    paired = compare_records(
+        records,
+        reference_records,
+        lambda record: finite(record.metrics.get(spec.name)),
+        settings,
+        spec.binary or spec.fraction,
+        where,
     )
-    bounded = math.isfinite(result.low) and math.isfinite(result.high)
+    result = paired.comparison
+    if result is None:
+        return None
     return {
         "metric": spec.name,
         "delta": result.delta,
-        "low": result.low if bounded else None,
-        "high": result.high if bounded else None,
+        "low": paired.low,
+        "high": paired.high,
+        "interval": result.interval,
         "p_value": result.p_value,
         "test": result.test,
         "n": result.n,
         "n_clusters": result.n_clusters,
-        "unpaired": pairs.unmatched_a + pairs.unmatched_b + pairs.missing_values,
-        "direction": _direction(spec.higher_is_better, result.delta),
+        "unpaired": paired.unpaired,
+        "direction": direction_of(spec.higher_is_better, result.delta),
         "headline": spec.headline,
     }
-
-
-def _direction(higher_is_better: bool | None, delta: float) -> Direction:
-    """better/worse by the metric's declared direction; neutral for descriptive metrics or no change."""
-    if higher_is_better is None or delta == 0:
-        return "neutral"
-    return "better" if (delta > 0) == higher_is_better else "worse"
 
 
 def _holm_corrected(pending: Sequence[dict[str, Any]], alpha: float) -> tuple[ComparisonResult, ...]:

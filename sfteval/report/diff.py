@@ -1,12 +1,18 @@
 """Compare one variant of run A with one variant of run B, metric by metric: Δ = B − A with a CI and a p-value.
 
 Per-item metrics are paired on (probe, template, item_id) when the two runs share items (same suite and data):
-`stats.paired_compare` on the shared items (McNemar for independent binary items, else the paired (cluster)
-bootstrap). Runs without shared items (different suites) are compared unpaired: an independent (cluster) bootstrap
-of the difference of means when both items.jsonl files are there, else a normal approximation from the two reports'
-confidence intervals (Welch-style, SE from each interval's half-width). Probe-level summaries have no item values,
-so they get that normal approximation when both carry an interval, and Δ alone otherwise. Every tested row is part
-of one Holm family, as in a report.
+`stats.paired_compare` on the shared items (McNemar for independent binary items, else a paired t-test; Newcombe's
+interval for binary and fraction metrics, the paired (cluster) bootstrap's otherwise). Runs without shared items
+(different suites) are compared unpaired: an independent (cluster) bootstrap of the difference of means when both
+items.jsonl files are there, else a normal approximation from the two reports' confidence intervals; a difference
+of proportions then takes Newcombe's interval from the two sides' score intervals, so it stays in [−1, 1].
+Probe-level summaries have no item values, so they get that approximation when both carry an interval, and Δ alone
+otherwise.
+
+A quantity a run defines relative to itself (the opening it learned) is measured in both runs by scoring the other
+run's outputs for it (sfteval.report.diff_relative); the probe's own metrics measured against such run-relative
+definitions are marked not comparable when the runs defined them differently. Every tested, comparable row is part
+of one Holm family, and the significant ones lead the output in words (sfteval.report.diff_changes).
 """
 
 from __future__ import annotations
@@ -17,75 +23,20 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from sfteval import stats
 from sfteval.core.errors import UserError
 from sfteval.core.records import ItemRecord
 from sfteval.core.report import Report, load_report
-from sfteval.core.results import Direction, MetricInfo, MetricValue, ProbeResult
-from sfteval.report.items import load_run_items, report_file
+from sfteval.core.results import MetricInfo, MetricValue, ProbeResult, direction_of
+from sfteval.report.diff_changes import what_changed
+from sfteval.report.diff_model import DiffMode, DiffReport, DiffRow
+from sfteval.report.diff_relative import incomparable, relative_rows
+from sfteval.report.items import finite, load_run_items, report_file
+from sfteval.report.pairs import compare_records
 from sfteval.report.unpaired import Sample, independent_bootstrap, normal_from_intervals
 
-DiffMode = Literal["paired", "unpaired"]
 RecordKey = tuple[str, str]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class DiffRow(_Strict):
-    """One metric of one probe under one template, in run A and run B, and their difference."""
-
-    probe: str = Field(description="Probe name.")
-    metric: str = Field(description="Metric name.")
-    template: str = Field(description="Serving template of both cells.")
-    binary: bool = Field(description="Binary metric: values are fractions, shown in percent.")
-    headline: bool = Field(description="A headline metric of the probe.")
-    higher_is_better: bool | None = Field(description="Direction of improvement; None: descriptive.")
-    value_a: float | None = Field(description="Run A's value (from its report).")
-    value_b: float | None = Field(description="Run B's value (from its report).")
-    delta: float | None = Field(description="B − A: over paired items when paired, else value_b − value_a.")
-    low: float | None = Field(default=None, description="Lower CI bound of delta.")
-    high: float | None = Field(default=None, description="Upper CI bound of delta.")
-    p_value: float | None = Field(
-        default=None, description="Two-sided p-value of `test`; None when untested."
-    )
-    adjusted_p: float | None = Field(default=None, description="Holm-adjusted over every tested row.")
-    significant: bool = Field(default=False, description="adjusted_p <= alpha.")
-    direction: Direction = Field(
-        description="better/worse for B by the metric's direction; neutral otherwise."
-    )
-    mode: DiffMode = Field(description="paired: same items in both runs; unpaired: independent samples.")
-    test: str = Field(
-        description="mcnemar_exact, paired_t, cluster_t, independent_bootstrap, "
-        "normal_from_intervals, or none (no interval to test with)."
-    )
-    n_pairs: int = Field(default=0, ge=0, description="Items paired across the runs (0 when unpaired).")
-    n_a: int = Field(ge=0, description="Run A's items with a value.")
-    n_b: int = Field(ge=0, description="Run B's items with a value.")
-
-
-class DiffReport(_Strict):
-    """Everything `sfteval diff` shows, also written as JSON with `--format json`."""
-
-    run_a: str = Field(description="Run A's report.json.")
-    run_b: str = Field(description="Run B's report.json.")
-    variant_a: str = Field(description="Variant of run A compared.")
-    variant_b: str = Field(description="Variant of run B compared.")
-    suite_a: str = Field(description="Run A's suite name.")
-    suite_b: str = Field(description="Run B's suite name.")
-    alpha: float = Field(description="Family-wise error rate of the Holm correction.")
-    confidence: float = Field(description="Confidence level of every interval.")
-    rows: tuple[DiffRow, ...] = Field(description="Shared metrics, in run A's probe and metric order.")
-    only_in_a: tuple[str, ...] = Field(description="Probes, metrics and templates present in run A only.")
-    only_in_b: tuple[str, ...] = Field(description="Probes, metrics and templates present in run B only.")
-    notes: tuple[str, ...] = Field(
-        description="How rows were compared (paired or not) and what was left out."
-    )
 
 
 @dataclass(frozen=True)
@@ -124,8 +75,11 @@ def diff_runs(
     for probe_a in side_a.report.probes:
         probe_b = side_b.report.probe(probe_a.name)
         if probe_b is not None:
-            rows.extend(_probe_rows(probe_a, probe_b, side_a, side_b, notes))
-    tested = [index for index, row in enumerate(rows) if row.p_value is not None]
+            relative, same_definitions = relative_rows(probe_a.name, side_a, side_b, settings, notes)
+            own = _probe_rows(probe_a, probe_b, side_a, side_b, notes)
+            rows.extend(own if same_definitions else incomparable(own, probe_a.name, notes))
+            rows.extend(relative)
+    tested = [index for index, row in enumerate(rows) if row.p_value is not None and row.comparable]
     corrected = (
         stats.holm([rows[index].p_value or 0.0 for index in tested], alpha=settings.alpha) if tested else []
     )
@@ -146,6 +100,7 @@ def diff_runs(
         only_in_a=tuple(only_a),
         only_in_b=tuple(only_b),
         notes=tuple(dict.fromkeys(notes)),
+        what_changed=what_changed(rows),
     )
 
 
@@ -239,9 +194,6 @@ def _row(
     probe: str, template: str, info: MetricInfo, value_a: MetricValue, value_b: MetricValue, tested: _Tested
 ) -> DiffRow:
     """The DiffRow of one metric before Holm correction."""
-    direction: Direction = "neutral"
-    if tested.delta and info.higher_is_better is not None:
-        direction = "better" if (tested.delta > 0) == info.higher_is_better else "worse"
     return DiffRow(
         probe=probe,
         metric=info.name,
@@ -255,7 +207,7 @@ def _row(
         low=tested.low,
         high=tested.high,
         p_value=tested.p_value,
-        direction=direction,
+        direction=direction_of(info.higher_is_better, tested.delta),
         mode=tested.mode,
         test=tested.test,
         n_pairs=tested.n_pairs,
@@ -279,53 +231,46 @@ def _test(
         records_a = side_a.records.get((probe, template), [])
         records_b = side_b.records.get((probe, template), [])
         if records_a and records_b:
-            return _from_items(probe, template, info.name, records_a, records_b, side_a.report, notes)
-    return _from_intervals(values[0], values[1], side_a.report.stats.confidence)
+            return _from_items(probe, template, info, records_a, records_b, side_a.report, notes)
+    return _from_intervals(values[0], values[1], side_a.report.stats.confidence, info)
 
 
 def _from_items(
     probe: str,
     template: str,
-    metric: str,
+    info: MetricInfo,
     records_a: Sequence[ItemRecord],
     records_b: Sequence[ItemRecord],
     report: Report,
     notes: list[str],
 ) -> _Tested:
     """Paired comparison on shared item ids, or an independent bootstrap when the runs share none."""
-    settings = report.stats
     # Run B first: paired_compare's delta is mean(a) − mean(b) = B − A.
-    try:
-        pairs = stats.pairing(
-            records_b, records_a, value=lambda record: _finite(record.metrics.get(metric)), cluster=None
-        )
-    except ValueError as error:
-        raise UserError(f"{probe} ({template}): {error}") from None
+    paired = compare_records(
+        records_b,
+        records_a,
+        lambda record: finite(record.metrics.get(info.name)),
+        report.stats,
+        info.binary or info.fraction,
+        f"{probe} ({template})",
+        same_run=False,
+    )
+    pairs, result = paired.pairing, paired.comparison
     if pairs.unmatched_a == len(records_b) and pairs.unmatched_b == len(records_a):
         notes.append(f"{probe} ({template}): the runs share no items, so its rows are compared unpaired")
-        return _independent(records_a, records_b, metric, report)
+        return _independent(records_a, records_b, info, report)
     if pairs.unmatched_a or pairs.unmatched_b:
         shared = len(records_a) - pairs.unmatched_b
         notes.append(
             f"{probe} ({template}): Δ over the {shared} items both runs have "
             f"({pairs.unmatched_b} of run A's and {pairs.unmatched_a} of run B's are on one side only)"
         )
-    if not pairs.ids:
+    if result is None:
         return _Tested(delta=None, mode="paired")
-    clusters = {record.item_id: record.cluster_id for record in records_a}
-    result = stats.paired_compare(
-        pairs.a_values,
-        pairs.b_values,
-        [clusters[str(item)] for item in pairs.ids],
-        seed=settings.seed,
-        n_resamples=settings.n_resamples,
-        confidence=settings.confidence,
-    )
-    bounded = math.isfinite(result.low) and math.isfinite(result.high)
     return _Tested(
         delta=result.delta,
-        low=result.low if bounded else None,
-        high=result.high if bounded else None,
+        low=paired.low,
+        high=paired.high,
         p_value=result.p_value,
         test=result.test,
         mode="paired",
@@ -334,19 +279,29 @@ def _from_items(
 
 
 def _independent(
-    records_a: Sequence[ItemRecord], records_b: Sequence[ItemRecord], metric: str, report: Report
+    records_a: Sequence[ItemRecord], records_b: Sequence[ItemRecord], info: MetricInfo, report: Report
 ) -> _Tested:
-    """Independent (cluster) bootstrap of mean(B) − mean(A) on two item sets that share nothing."""
-    sample_a, sample_b = _sample(records_a, metric), _sample(records_b, metric)
+    """Independent (cluster) bootstrap of mean(B) − mean(A) on two item sets that share nothing; for proportions
+    the CI is Newcombe's from each side's (design-effect) Wilson interval."""
+    sample_a, sample_b = _sample(records_a, info.name), _sample(records_b, info.name)
     if not sample_a.values or not sample_b.values:
         return _Tested(delta=None)
     settings = report.stats
     result = independent_bootstrap(
         sample_a, sample_b, settings.n_resamples, settings.confidence, settings.seed
     )
-    return _Tested(
-        delta=result.delta, low=result.low, high=result.high, p_value=result.p_value, test=result.test
-    )
+    low, high = result.low, result.high
+    if info.binary or info.fraction:
+        side_a = stats.proportion(sample_a.values, sample_a.clusters, settings.confidence)
+        side_b = stats.proportion(sample_b.values, sample_b.clusters, settings.confidence)
+        if math.isfinite(side_a.low) and math.isfinite(side_b.low):
+            interval = stats.independent_difference(_bounds(side_a), _bounds(side_b))
+            low, high = interval.low, interval.high
+    return _Tested(delta=result.delta, low=low, high=high, p_value=result.p_value, test=result.test)
+
+
+def _bounds(estimate: stats.Estimate) -> tuple[float, float, float]:
+    return estimate.mean, estimate.low, estimate.high
 
 
 def _sample(records: Sequence[ItemRecord], metric: str) -> Sample:
@@ -354,26 +309,27 @@ def _sample(records: Sequence[ItemRecord], metric: str) -> Sample:
     kept = [
         (value, record.cluster_id)
         for record in records
-        if (value := _finite(record.metrics.get(metric))) is not None
+        if (value := finite(record.metrics.get(metric))) is not None
     ]
     return Sample([value for value, _ in kept], [cluster for _, cluster in kept])
 
 
-def _from_intervals(value_a: MetricValue, value_b: MetricValue, confidence: float) -> _Tested:
-    """Unpaired normal approximation from the two reports' intervals (see sfteval.report.unpaired)."""
+def _from_intervals(
+    value_a: MetricValue, value_b: MetricValue, confidence: float, info: MetricInfo
+) -> _Tested:
+    """Unpaired normal approximation from the two reports' intervals (see sfteval.report.unpaired); a difference
+    of proportions gets Newcombe's interval from the two score intervals instead of the normal one."""
     if value_a.value is None or value_b.value is None:
         return _Tested(delta=None)
-    result = normal_from_intervals(
-        (value_a.value, value_a.low, value_a.high), (value_b.value, value_b.low, value_b.high), confidence
-    )
-    return _Tested(
-        delta=result.delta, low=result.low, high=result.high, p_value=result.p_value, test=result.test
-    )
-
-
-def _finite(value: float | int | bool | None) -> float | None:
-    """A per-item value as a float, or None when absent or not finite."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+    side_a = (value_a.value, value_a.low, value_a.high)
+    side_b = (value_b.value, value_b.low, value_b.high)
+    result = normal_from_intervals(side_a, side_b, confidence)
+    low, high = result.low, result.high
+    bounds = (value_a.low, value_a.high, value_b.low, value_b.high)
+    if (info.binary or info.fraction) and low is not None and all(bound is not None for bound in bounds):
+        interval = stats.independent_difference(
+            (value_a.value, value_a.low or 0.0, value_a.high or 1.0),
+            (value_b.value, value_b.low or 0.0, value_b.high or 1.0),
+        )
+        low, high = interval.low, interval.high
+    return _Tested(delta=result.delta, low=low, high=high, p_value=result.p_value, test=result.test)

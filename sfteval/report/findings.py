@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sfteval.core.formatting import format_magnitude, format_p, format_value
+from sfteval.core.formatting import format_delta, format_magnitude, format_number, format_p, format_value
 from sfteval.core.results import ComparisonResult, Finding, ProbeResult, ProbeSlice
 from sfteval.core.run_info import RunInfo
 from sfteval.probes.base import Probe
@@ -82,7 +82,26 @@ def _comparison_finding(comparison: ComparisonResult, result: ProbeResult) -> Fi
         variant=comparison.variant,
         metric=comparison.metric,
         template=comparison.template,
+        value=abs(comparison.delta),
+        value_text=_magnitude(comparison, binary),
+        adjusted_p=comparison.adjusted_p,
+        claim=_claim(comparison, binary, under),
     )
+
+
+def _claim(comparison: ComparisonResult, binary: bool, under: str) -> str:
+    """'fall by {value} points in prompt_loose of instruction_following vs base', for several epochs at once."""
+    reference = "base" if comparison.relation == "base" else "the previous epoch"
+    units = " points" if binary else ""
+    verb = "change" if comparison.direction == "neutral" else "rise" if comparison.delta > 0 else "fall"
+    return f"{verb} by {{value}}{units} in {comparison.metric} of {comparison.probe} vs {reference}{under}"
+
+
+def _magnitude(comparison: ComparisonResult, binary: bool) -> str:
+    """The size of the change as the claim writes it: signed when the direction is neutral ('+2.00')."""
+    if comparison.direction == "neutral":
+        return format_delta(comparison.delta, binary)
+    return f"{100 * abs(comparison.delta):.1f}" if binary else format_number(abs(comparison.delta))
 
 
 def _value(result: ProbeResult, variant: str, template: str, metric: str) -> float | None:

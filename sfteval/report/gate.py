@@ -31,10 +31,11 @@ from sfteval.core.results import MetricInfo, ProbeResult
 from sfteval.core.shipped import resolve_shipped
 from sfteval.core.variants import BASE
 from sfteval.core.yaml_source import compose_yaml, located_error, node_at, node_line, read_text
-from sfteval.report.recommend import recommend
+from sfteval.report.recommend import recommend_report
 
 DEFAULT_POLICY = "default"
 CHECK_KINDS: tuple[GateCheckKind, ...] = ("min", "max", "max_drop", "min_gain", "not_worse_than_base")
+BASELINE_KINDS: tuple[GateCheckKind, ...] = ("not_worse_than_baseline", "max_drop_vs_baseline")
 # Values come from finite item sets (e.g. 0.75 − 0.8 = −0.05000000000000004): a bound is met within this.
 _TOLERANCE = 1e-9
 
@@ -63,11 +64,22 @@ class GateRule(BaseModel):
     not_worse_than_base: bool = Field(
         default=False, description="Fail when the paired comparison with base is significantly worse."
     )
+    not_worse_than_baseline: bool = Field(
+        default=False,
+        description="With `--baseline OLD`: fail when the chosen checkpoint is significantly worse than OLD's on "
+        "the items both runs share (paired, Holm over the baseline checks).",
+    )
+    max_drop_vs_baseline: float | None = Field(
+        default=None, ge=0, description="With `--baseline OLD`: worsening vs OLD's checkpoint at most this."
+    )
 
     @model_validator(mode="after")
     def _has_a_check(self) -> GateRule:
         if not self.checks():
-            raise ValueError("a rule needs at least one of min, max, max_drop, min_gain, not_worse_than_base")
+            raise ValueError(
+                "a rule needs at least one of min, max, max_drop, min_gain, not_worse_than_base, "
+                "not_worse_than_baseline, max_drop_vs_baseline"
+            )
         return self
 
     def checks(self) -> list[tuple[GateCheckKind, float | None]]:
@@ -77,9 +89,20 @@ class GateRule(BaseModel):
             "max": self.max,
             "max_drop": self.max_drop,
             "min_gain": self.min_gain,
+            "max_drop_vs_baseline": self.max_drop_vs_baseline,
         }
-        found = [(kind, bound) for kind, bound in bounds.items() if bound is not None]
-        return found + ([("not_worse_than_base", None)] if self.not_worse_than_base else [])
+        flags: dict[GateCheckKind, bool] = {
+            "not_worse_than_base": self.not_worse_than_base,
+            "not_worse_than_baseline": self.not_worse_than_baseline,
+        }
+        found: list[tuple[GateCheckKind, float | None]] = [
+            (kind, bound) for kind, bound in bounds.items() if bound is not None
+        ]
+        return found + [(kind, None) for kind, on in flags.items() if on]
+
+    def run_checks(self) -> list[tuple[GateCheckKind, float | None]]:
+        """The checks on the run itself (every kind but those against a baseline run)."""
+        return [(kind, bound) for kind, bound in self.checks() if kind not in BASELINE_KINDS]
 
 
 class GatePolicy(BaseModel):
@@ -153,7 +176,7 @@ def _check_names(rule: GateRule, where: str) -> None:
 def apply_gate(report: Report, loaded: LoadedPolicy) -> Report:
     """The report with gate verdicts and the recommendation recomputed among variants passing the fail-rules."""
     result = evaluate_gate(report, loaded)
-    recommendation = recommend(report.run, report.probes, excluded=result.failed_variants)
+    recommendation = recommend_report(report, excluded=result.failed_variants)
     return report.model_copy(update={"gate": result, "recommendation": recommendation})
 
 
@@ -165,6 +188,12 @@ def evaluate_gate(report: Report, loaded: LoadedPolicy) -> GateResult:
         check
         for index, rule in enumerate(loaded.policy.rules)
         for check in _rule_checks(report, rule, candidates, f"{loaded.path}:{loaded.rule_lines[index]}")
+    ]
+    checks += [
+        _skipped(rule, kind, None, None, "no baseline run given (sfteval gate RUN --baseline OLD_RUN)")
+        for rule in loaded.policy.rules
+        for kind, _ in rule.checks()
+        if kind in BASELINE_KINDS
     ]
     failed: dict[str, str] = {}
     for check in checks:
@@ -195,7 +224,7 @@ def _gated_variants(
             )
         return list(scope)
     if scope == "recommended":
-        recommendation = recommend(report.run, report.probes, excluded=failed)
+        recommendation = recommend_report(report, excluded=failed)
         if recommendation is not None:
             return [] if recommendation.variant is None else [recommendation.variant]
     return candidates
@@ -208,9 +237,12 @@ def _rule_checks(report: Report, rule: GateRule, candidates: Sequence[str], wher
     if probe is None or info is None:
         missing = f"probe {rule.probe}" if probe is None else f"metric {rule.metric} of {rule.probe}"
         return [
-            _skipped(rule, kind, None, None, f"{missing} is not in this report") for kind, _ in rule.checks()
+            _skipped(rule, kind, None, None, f"{missing} is not in this report")
+            for kind, _ in rule.run_checks()
         ]
-    if info.higher_is_better is None and any(kind in ("max_drop", "min_gain") for kind, _ in rule.checks()):
+    if info.higher_is_better is None and any(
+        kind in ("max_drop", "min_gain") for kind, _ in rule.run_checks()
+    ):
         raise UserError(
             f"{where}: rule {rule.name}: {rule.metric} has no good direction, so max_drop/min_gain do not apply"
         )
@@ -219,11 +251,11 @@ def _rule_checks(report: Report, rule: GateRule, candidates: Sequence[str], wher
         templates = [rule.template] if rule.template else _templates_with_values(probe, variant, rule.metric)
         if not templates:
             why = f"{variant} has no {rule.metric} value"
-            checks.extend(_skipped(rule, kind, variant, None, why) for kind, _ in rule.checks())
+            checks.extend(_skipped(rule, kind, variant, None, why) for kind, _ in rule.run_checks())
         for template in templates:
             checks.extend(
                 _check(report, probe, info, rule, kind, bound, variant, template)
-                for kind, bound in rule.checks()
+                for kind, bound in rule.run_checks()
             )
     return checks
 
@@ -331,7 +363,7 @@ def _verdict(
     binary: bool,
 ) -> GateCheck:
     verdict: GateVerdict = "pass" if ok else rule.severity
-    return _gate_check(
+    return gate_check(
         rule,
         kind,
         variant,
@@ -348,10 +380,10 @@ def _skipped(
     rule: GateRule, kind: GateCheckKind, variant: str | None, template: str | None, why: str
 ) -> GateCheck:
     bound = dict(rule.checks()).get(kind)
-    return _gate_check(rule, kind, variant, template, value=None, bound=bound, verdict="skipped", message=why)
+    return gate_check(rule, kind, variant, template, value=None, bound=bound, verdict="skipped", message=why)
 
 
-def _gate_check(
+def gate_check(
     rule: GateRule, kind: GateCheckKind, variant: str | None, template: str | None, **outcome: Any
 ) -> GateCheck:
     """A GateCheck of `rule`'s `kind` bound on one variant and template, with its value, verdict and message."""

@@ -48,6 +48,10 @@ def render_gate(result: GateResult, console: Console) -> None:
     skipped = {check.rule: check.message for check in result.checks if check.verdict == "skipped"}
     for rule, why in skipped.items():
         console.print(Text(f"skipped {rule}: {why}", style="dim"))
+    if result.baseline is not None:
+        console.print(Text(f"baseline: {result.baseline}", style="bold"))
+    for note in result.notes:
+        console.print(Text(f"note: {note}", style="dim"))
     console.print(Text(summary_line(result), style="bold green" if result.passed else "bold red"))
 
 
@@ -63,10 +67,21 @@ def summary_line(result: GateResult) -> str:
         f"{counts[verdict]} {verdict}" for verdict in ("pass", "fail", "warn", "skipped") if counts[verdict]
     )
     gated = ", ".join(result.gated_variants) or "no variant"
+    regressed = [
+        check.rule
+        for check in result.checks
+        if check.verdict == "fail" and check.check in ("not_worse_than_baseline", "max_drop_vs_baseline")
+    ]
+    if regressed:
+        rules = ", ".join(dict.fromkeys(regressed))
+        return f"gate failed: regressed against the baseline {result.baseline} (rule {rules}; {tally})"
     if result.passed:
         return f"gate passed ({result.scope}): {gated} passes every fail-rule ({tally})"
     if not result.gated_variants:
-        return f"gate failed ({result.scope}): no variant passes every fail-rule ({tally})"
+        return (
+            f"gate failed ({result.scope}): no checkpoint is recommended, every candidate has a defect "
+            f"or breaks a fail-rule ({tally})"
+        )
     broken = [name for name in result.gated_variants if name in result.failed_variants]
     return f"gate failed ({result.scope}): {', '.join(broken)} broke a fail-rule ({tally})"
 
@@ -77,16 +92,14 @@ def recommendation_line(report: Report) -> Text:
     if recommendation is None:
         return Text("no recommendation: no non-base variant or no headline metric to rank by", style="dim")
     if recommendation.variant is None:
-        return Text(
-            "no recommended checkpoint: no variant passes every fail-rule with a score", style="bold red"
-        )
+        return Text(f"no recommended checkpoint. {recommendation.verdict}".rstrip(), style="bold red")
     probe = report.probe(recommendation.probe)
     info = None if probe is None else probe.metric_info(recommendation.metric)
     score = format_value(recommendation.score, info is not None and info.binary)
     return Text.assemble(
         ("recommended checkpoint: ", "bold"),
         (recommendation.variant, "bold green"),
-        f" ({recommendation.metric} of {recommendation.probe} {score}; best among variants passing the gate)",
+        f" ({recommendation.metric} of {recommendation.probe} {score}; no defect, passes every fail-rule)",
     )
 
 
@@ -94,9 +107,9 @@ def format_check_value(check: GateCheck) -> str:
     """The observed value: the metric (min/max), the drop or gain in points, or the Holm p-value."""
     if check.value is None:
         return MISSING
-    if check.check == "not_worse_than_base":
+    if check.check in ("not_worse_than_base", "not_worse_than_baseline"):
         return format_p(check.value)
-    if check.check in ("max_drop", "min_gain"):
+    if check.check in ("max_drop", "min_gain", "max_drop_vs_baseline"):
         return _points(check.value, check.binary)
     return format_value(check.value, check.binary)
 
@@ -105,6 +118,10 @@ def format_bound(check: GateCheck) -> str:
     """The rule's bound in words: `≥ 50.0%`, `drop ≤ 5.0 pts`, `not significantly worse`."""
     if check.check == "not_worse_than_base":
         return "not sig. worse than base"
+    if check.check == "not_worse_than_baseline":
+        return "not sig. worse than baseline"
+    if check.check == "max_drop_vs_baseline" and check.bound is not None:
+        return f"drop vs baseline ≤ {_points(check.bound, check.binary)}"
     if check.bound is None:
         return MISSING
     if check.check == "min":
@@ -160,8 +177,11 @@ def gate_markdown(result: GateResult) -> str:
         "",
         markdown_cell(summary_line(result)),
         "",
-        f"Policy: `{markdown_cell(result.policy)}`",
+        f"Policy: `{markdown_cell(result.policy)}`"
+        + (f" · baseline: {markdown_cell(result.baseline)}" if result.baseline else ""),
         "",
+        *(f"- {markdown_cell(note)}" for note in result.notes),
+        *([""] if result.notes else []),
         "| verdict | rule | variant | template | value | bound | detail |",
         "|---|---|---|---|---:|---|---|",
     ]

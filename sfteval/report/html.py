@@ -14,11 +14,12 @@ from html import escape
 from pathlib import Path
 
 from sfteval.core.errors import UserError
-from sfteval.core.formatting import format_delta, format_interval, format_number, format_value
+from sfteval.core.formatting import format_delta, format_interval, format_number, format_p, format_value
 from sfteval.core.records import ItemRecord
 from sfteval.core.report import GateResult, Report
 from sfteval.core.results import ProbeResult
 from sfteval.report.charts import Chart, probe_charts
+from sfteval.report.finding_groups import report_groups
 from sfteval.report.html_style import STYLESHEET
 from sfteval.report.samples import SampleItem, sample_outputs
 
@@ -100,43 +101,75 @@ def _summary(report: Report) -> str:
     parts = ['<section id="summary">\n<h2>Summary</h2>', _recommendation(report)]
     if report.gate is not None:
         parts.append(_gate(report.gate))
-    findings = "".join(
-        f'<li class="finding {escape(finding.severity)}"><span class="mark">{_SEVERITY_MARKS[finding.severity]} '
-        f"{escape(finding.severity)}</span> {escape(finding.message)}</li>"
-        for finding in report.findings
-    )
+    groups = "".join(_finding_item(group.severity, group.message) for group in report_groups(report))
+    each = "".join(_finding_item(finding.severity, finding.message) for finding in report.findings)
     parts.append(
-        f'<h3>Findings</h3>\n<ul class="findings">{findings}</ul>'
-        if findings
+        f'<h3>Findings</h3>\n<ul class="findings">{groups}</ul>\n<details><summary>one per variant '
+        f'({len(report.findings)})</summary><ul class="findings">{each}</ul></details>'
+        if groups
         else '<h3>Findings</h3>\n<p class="dim">No significant change in any headline metric.</p>'
     )
     return "\n".join(parts) + "\n</section>"
 
 
+def _finding_item(severity: str, message: str) -> str:
+    return (
+        f'<li class="finding {escape(severity)}"><span class="mark">{_SEVERITY_MARKS[severity]} '
+        f"{escape(severity)}</span> {escape(message)}</li>"
+    )
+
+
 def _recommendation(report: Report) -> str:
+    """The verdict, the candidates table, the reasons and the rule."""
     recommendation = report.recommendation
     if recommendation is None:
         return '<p class="recommendation dim">No recommendation: no non-base variant or no headline metric to rank by.</p>'
-    if recommendation.variant is None:
-        text = "No recommended checkpoint: no eligible variant has a score."
-    else:
-        probe = report.probe(recommendation.probe)
-        info = None if probe is None else probe.metric_info(recommendation.metric)
-        score = format_value(recommendation.score, info is not None and info.binary)
-        text = (
-            f"Recommended checkpoint: <strong>{escape(recommendation.variant)}</strong> "
-            f"({escape(recommendation.metric)} of {escape(recommendation.probe)} {escape(score)})."
+    state = "chosen" if recommendation.variant is not None else "none"
+    verdict = escape(recommendation.verdict or "No eligible variant has a score.")
+    if recommendation.variant is not None:
+        verdict = verdict.replace(
+            escape(recommendation.variant), f"<strong>{escape(recommendation.variant)}</strong>", 1
         )
-    excluded = "".join(
-        f"<li>{escape(candidate.variant)}: {escape(candidate.reason or 'not eligible')}</li>"
-        for candidate in recommendation.candidates
-        if not candidate.eligible
-    )
+    reasons = "".join(f"<li>{escape(reason)}</li>" for reason in recommendation.reasons)
     return (
-        f'<div class="recommendation"><p>{text}</p><p class="dim">Rule: {escape(recommendation.rule)}.</p>'
-        + (f"<ul>{excluded}</ul>" if excluded else "")
-        + "</div>"
+        f'<div class="recommendation {state}"><p>{verdict}</p>{_candidates(report)}'
+        f"<details><summary>why</summary><ul>{reasons}</ul>"
+        f'<p class="dim">Rule: {escape(recommendation.rule)}</p></details></div>'
     )
+
+
+def _candidates(report: Report) -> str:
+    """variant | deciding metric | Δ vs base (Holm p) | Δ vs the earliest fit (Holm p) | status."""
+    recommendation = report.recommendation
+    assert recommendation is not None
+    probe = report.probe(recommendation.probe)
+    info = None if probe is None else probe.metric_info(recommendation.metric)
+    binary = info is not None and info.binary
+
+    rows = []
+    for candidate in recommendation.candidates:
+        if candidate.variant == recommendation.variant:
+            status = "<strong>recommended</strong>"
+        else:
+            status = "fit" if candidate.eligible else "excluded: " + escape(", ".join(candidate.exclusions))
+        rows.append(
+            f"<tr><td>{escape(candidate.variant)}</td><td>{escape(format_value(candidate.score, binary))}</td>"
+            f"<td>{_delta_cell(candidate.delta_vs_base, candidate.p_vs_base, binary)}</td>"
+            f"<td>{_delta_cell(candidate.delta_vs_earliest, candidate.p_vs_earliest, binary)}</td>"
+            f"<td>{status}</td></tr>"
+        )
+    return (
+        f'<table class="candidates"><thead><tr><th>candidate</th><th>{escape(recommendation.metric)}</th>'
+        "<th>Δ vs base</th><th>Δ vs earliest fit</th><th>status</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _delta_cell(delta: float | None, adjusted_p: float | None, binary: bool) -> str:
+    """'+40.0 (p&lt;0.001)', or '—' when not compared."""
+    if delta is None:
+        return "—"
+    return escape(format_delta(delta, binary) + ("" if adjusted_p is None else f" ({format_p(adjusted_p)})"))
 
 
 def _gate(gate: GateResult) -> str:

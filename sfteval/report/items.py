@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -37,3 +38,11 @@ def load_run_items(path: Path, report: Report) -> list[ItemRecord] | None:
     """The run's item records, or None when its items.jsonl is absent (a report.json copied on its own)."""
     file = items_path(path, report)
     return load_items(file) if file.is_file() else None
+
+
+def finite(value: float | int | bool | None) -> float | None:
+    """A per-item metric value as a float, or None when it is absent or not finite (counted as missing)."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None

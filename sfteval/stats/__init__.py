@@ -4,7 +4,7 @@ Intervals, paired differences with (cluster) bootstrap CIs, McNemar's exact test
 note, after Miller 2024 ("Adding Error Bars to Evals", arXiv 2411.00640): `from sfteval import stats` gives them all.
 """
 
-from sfteval.stats.intervals import Estimate, Interval, mean_ci, proportion, wilson_interval
+from sfteval.stats.intervals import Estimate, Interval, mean_ci, wilson_interval
 from sfteval.stats.multiple import HolmResult, holm, mde_note, minimum_detectable_effect
 from sfteval.stats.paired import (
     Comparison,
@@ -15,9 +15,16 @@ from sfteval.stats.paired import (
     paired_t_p,
 )
 from sfteval.stats.pairing import Pairing, cluster_id_of, item_id_of, pairing
+from sfteval.stats.proportions import (
+    DifferenceInterval,
+    independent_difference,
+    paired_difference_interval,
+    proportion,
+)
 
 __all__ = [
     "Comparison",
+    "DifferenceInterval",
     "Estimate",
     "HolmResult",
     "Interval",
@@ -25,6 +32,7 @@ __all__ = [
     "Pairing",
     "cluster_id_of",
     "holm",
+    "independent_difference",
     "item_id_of",
     "mcnemar_exact",
     "mde_note",
@@ -32,6 +40,7 @@ __all__ = [
     "minimum_detectable_effect",
     "paired_bootstrap_diff",
     "paired_compare",
+    "paired_difference_interval",
     "paired_t_p",
     "pairing",
     "proportion",

@@ -1,4 +1,5 @@
-"""Means with confidence intervals: Wilson for independent 0/1 items, (clustered) t otherwise (Miller 2024)."""
+"""Means with confidence intervals: Wilson's score interval for a binomial count, the (clustered) t interval for
+unbounded metrics (Miller 2024). Proportions of clustered items are in `sfteval.stats.proportions`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from sfteval.stats.arrays import (
     checked_confidence,
     cluster_codes,
     clustered_se,
-    is_binary,
     normal_quantile,
 )
 
@@ -51,27 +51,6 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interva
     center = (proportion_hat + z * z / (2 * n)) / denominator
     half_width = z / denominator * np.sqrt(proportion_hat * (1 - proportion_hat) / n + z * z / (4 * n * n))
     return Interval(low=float(max(0.0, center - half_width)), high=float(min(1.0, center + half_width)))
-
-
-def proportion(values: Any, cluster_ids: Any = None, confidence: float = 0.95) -> Estimate:
-    """Mean of per-item scores with a CI: Wilson for independent 0/1 items, else the (clustered) t interval.
-
-    Wilson is used for binary data because CLT intervals under-cover with fewer than a few hundred items (Bowyer et
-    al. 2025, arXiv 2503.01747); Wilson assumes independent items, so clustered or continuous data go to `mean_ci`.
-    """
-    scores = as_values(values, "values")
-    if cluster_ids is not None or not is_binary(scores):
-        return mean_ci(scores, cluster_ids=cluster_ids, confidence=confidence)
-    interval = wilson_interval(int(scores.sum()), scores.size, confidence)
-    return Estimate(
-        mean=float(scores.mean()),
-        low=interval.low,
-        high=interval.high,
-        n=scores.size,
-        se=clustered_se(scores, np.arange(scores.size)),
-        n_clusters=scores.size,
-        method="wilson",
-    )
 
 
 def mean_ci(values: Any, cluster_ids: Any = None, confidence: float = 0.95) -> Estimate:

@@ -19,6 +19,7 @@ from sfteval.stats.arrays import (
     clustered_se,
     is_binary,
 )
+from sfteval.stats.proportions import paired_difference_interval
 
 # Resamples drawn per vectorised step: bounds memory at chunk × clusters integers.
 _RESAMPLE_CHUNK = 500
@@ -26,8 +27,9 @@ _RESAMPLE_CHUNK = 500
 
 @dataclass(frozen=True)
 class Comparison:
-    """A paired comparison of a against b: delta = mean(a) − mean(b), its bootstrap CI, and the p-value of `test`
-    (bootstrap: the percentile bootstrap's own; mcnemar_exact, paired_t or cluster_t from `paired_compare`)."""
+    """A paired comparison of a against b: delta = mean(a) − mean(b), its CI (made by `interval`: the percentile
+    bootstrap, or Newcombe's score interval for proportions) and the p-value of `test` (bootstrap: the percentile
+    bootstrap's own; mcnemar_exact, paired_t or cluster_t from `paired_compare`)."""
 
     test: str
     delta: float
@@ -39,6 +41,7 @@ class Comparison:
     n_resamples: int
     confidence: float
     seed: int
+    interval: str = "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -108,23 +111,43 @@ def paired_compare(
     seed: int = 0,
     n_resamples: int = 2000,
     confidence: float = 0.95,
+    proportions: bool = False,
 ) -> Comparison:
     """Compare a against b on aligned items: McNemar for independent 0/1 items, else a (cluster-robust) paired t-test.
 
-    Clustered binary items use the t-test too, since McNemar assumes independent pairs. The delta and its CI always
-    come from the (cluster) paired bootstrap. The p-value is not the bootstrap's: a bootstrap p can never go below
-    2/(B + 1) (0.001 with B = 2000), so once Holm multiplies it by the few hundred comparisons of a report nothing
-    could ever be significant; the t-test's p has no such floor.
+    Clustered binary items use the t-test too, since McNemar assumes independent pairs. For `proportions` (per-item
+    values in [0, 1]) the CI is Newcombe's hybrid score interval (design-effect adjusted when clustered), which stays
+    in [−1, 1] and is never zero-width; otherwise it is the (cluster) paired bootstrap's. The p-value is not the
+    bootstrap's: a bootstrap p can never go below 2/(B + 1) (0.001 with B = 2000), so once Holm multiplies it by the
+    few hundred comparisons of a report nothing could ever be significant; the t-test's p has no such floor.
     """
-    bootstrap = paired_bootstrap_diff(a, b, cluster_ids, n_resamples, confidence, seed)
-    independent = bootstrap.n_clusters == bootstrap.n
+    if proportions:
+        comparison = _score_interval_comparison(a, b, cluster_ids, seed, n_resamples, confidence)
+    else:
+        comparison = paired_bootstrap_diff(a, b, cluster_ids, n_resamples, confidence, seed)
+    independent = comparison.n_clusters == comparison.n
     binary = is_binary(as_values(a, "a")) and is_binary(as_values(b, "b"))
     if binary and independent:
         test, p_value = "mcnemar_exact", mcnemar_exact(a, b).p_value
     else:
         test = "paired_t" if independent else "cluster_t"
         p_value = paired_t_p(a, b, cluster_ids)
-    return replace(bootstrap, test=test, p_value=p_value)
+    return replace(comparison, test=test, p_value=p_value)
+
+
+def _score_interval_comparison(
+    a: Any, b: Any, cluster_ids: Any, seed: int, n_resamples: int, confidence: float
+) -> Comparison:
+    """delta and Newcombe's interval of two paired proportions (no resampling; p-value filled in by the caller)."""
+    first, second = aligned(a, b)
+    codes = cluster_codes(cluster_ids, first.size)
+    interval = paired_difference_interval(first, second, codes, confidence)
+    delta = float(first.mean() - second.mean())
+    n_clusters = int(codes.max()) + 1
+    return Comparison(
+        "score", delta, interval.low, interval.high, 1.0, first.size, n_clusters, n_resamples, confidence, seed,
+        interval.method,
+    )  # fmt: skip
 
 
 def paired_t_p(a: Any, b: Any, cluster_ids: Any = None) -> float:
