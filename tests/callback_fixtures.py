@@ -174,12 +174,17 @@ def read_records(run: Path) -> list[ItemRecord]:
 
 
 def sfteval_run(ckpt: Path, base: Path, suite: Path, out: Path) -> Any:
-    """`sfteval run --ckpt CKPT --base BASE --suite SUITE --out OUT` in this process (engine hf, defaults)."""
+    """`sfteval run --ckpt CKPT --base BASE --suite SUITE --out OUT` in this process (engine hf, defaults): the run,
+    with the default gate policy applied to its recommendation as the command applies it."""
+    from dataclasses import replace
+
+    from sfteval.report.gate import DEFAULT_POLICY, apply_gate, load_policy
     from sfteval.runner import RunConfig, run_suite
     from sfteval.suite import load_suite
 
     config = RunConfig(ckpt_dir=ckpt, suite=load_suite(suite), out_dir=out, engine="hf", base=base)
-    return run_suite(config, Console(file=io.StringIO()))
+    result = run_suite(config, Console(file=io.StringIO()))
+    return replace(result, report=apply_gate(result.report, load_policy(DEFAULT_POLICY)))
 
 
 def comparable(report: Any) -> dict[str, Any]:
