@@ -1,8 +1,8 @@
 """The run directory: `items.jsonl` (item records, appended per finished variant), `run.log`, `report.json`.
 
 items.jsonl is rewritten from scratch by every run (the result cache, not this file, is the source of truth for
-resuming) and report.json is removed at the start and written at the end; run.log is appended to, so the history
-of interrupted and resumed runs stays readable.
+resuming) and report.json (with report.html) is removed at the start and written at the end; run.log is appended
+to, so the history of interrupted and resumed runs stays readable.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sfteval.errors import UserError
 from sfteval.records import ItemRecord
+from sfteval.report.html import HTML_FILE
 from sfteval.report.schema import ITEMS_FILE, REPORT_FILE, Report, save_report
 
 LOG_FILE = "run.log"
@@ -28,7 +29,8 @@ class RunOutput:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.items_path.write_text("", encoding="utf-8")
             # A report left by an earlier run would describe other items; one killed before writing its own
-            # report leaves none rather than a stale one.
+            # report leaves none rather than a stale one (its HTML page goes first, so none outlives its JSON).
+            (self.directory / HTML_FILE).unlink(missing_ok=True)
             self.report_path.unlink(missing_ok=True)
         except OSError as error:
             raise UserError(f"{self.directory}: cannot write the run directory ({error})") from None

@@ -10,9 +10,6 @@ import io
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +17,7 @@ from pathlib import Path
 import pytest
 from probe_fixtures import base_scored_probe
 from rich.console import Console
+from run_fixtures import if_suite, run_process, sfteval_command
 from sfteval.probes.base import MetricSpec, PlannedRequest, Probe, ProbeContext, ProbeParams, register_probe
 from typer.testing import CliRunner
 
@@ -369,44 +367,33 @@ def lora_ckpt(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return out
 
 
-def sfteval_command(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "sfteval", "run", *arguments, "--engine", "hf", "--device", "cpu"]
+# (where SIGINT lands, results committed to the cache by then, variants whose records are written by then), on
+# base + 2 epochs x 8 prompts with --batch-size 1 (one result per cache commit).
+INTERRUPTIONS = [
+    ("generate:3", 2, 0),  # the third generation of base is in flight (computed, not committed)
+    ("records:2", 16, 1),  # epoch-1's records() is running: base is written, epoch-1's generations are cached
+    ("report", 24, 3),  # every variant is done; the report is being built
+]
 
 
-def if_suite(tmp_path: Path, limit: int, max_new_tokens: int) -> Path:
-    path = tmp_path / "if.yaml"
-    path.write_text(
-        f"generation: {{max_new_tokens: {max_new_tokens}}}\nprobes:\n  instruction_following: {{limit: {limit}}}\n"
-    )
-    return path
-
-
-def test_end_to_end_interrupted_then_resumed_on_a_tiny_model(lora_ckpt: Path, tmp_path: Path) -> None:
-    """`sfteval run` on base + 2 LoRA epochs: Ctrl-C mid-way exits 130 with an incomplete report; the rerun
-    computes only what the cache lacks and writes the full report and items."""
+@pytest.mark.parametrize(("phase", "committed", "finished"), INTERRUPTIONS)
+def test_end_to_end_interrupted_then_resumed_on_a_tiny_model(
+    phase: str, committed: int, finished: int, lora_ckpt: Path, tmp_path: Path
+) -> None:
+    """`sfteval run` on base + 2 LoRA epochs: SIGINT at a chosen phase exits 130 with an incomplete report and the
+    records of the variants done; the rerun computes only what the cache lacks and writes the full report."""
     suite, out = if_suite(tmp_path, limit=8, max_new_tokens=16), tmp_path / "run"
     command = sfteval_command(
         "--ckpt", str(lora_ckpt), "--suite", str(suite), "--out", str(out), "--batch-size", "1"
     )
-    # A shell that starts the test suite in the background (`make test &`) ignores SIGINT, and an ignored signal
-    # stays ignored across exec: restore the default so the child's Python turns Ctrl-C into KeyboardInterrupt.
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 240
-    while process.poll() is None and _rows(out) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert process.poll() is None, "the run finished before it could be interrupted"
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    interrupted = run_process(command, phase)
+    assert interrupted.returncode == 130, interrupted.stderr
+    assert "interrupted" in interrupted.stderr and "Traceback" not in interrupted.stderr
     assert json.loads((out / "report.json").read_text())["run"]["complete"] is False
-    committed = _rows(out)
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "complete=False" in (out / "run.log").read_text()
+    assert _rows(out) == committed
+    written = items(out)
+    resumed = run_process(command)
     assert resumed.returncode == 0, resumed.stderr
     assert "instruction_following" in resumed.stdout and "epoch-2" in resumed.stdout
     report = load_report(out)
@@ -418,8 +405,28 @@ def test_end_to_end_interrupted_then_resumed_on_a_tiny_model(lora_ckpt: Path, tm
     )
     records = [ItemRecord.model_validate_json(line) for line in items(out)]
     assert len(records) == 24 and {record.template for record in records} == {"native"}
+    done = {variant.name for variant in report.run.variants[:finished]}
+    assert written == sorted(
+        line for line, record in zip(items(out), records, strict=True) if record.variant in done
+    )
     assert len(report.comparisons_of("instruction_following", "base")) > 0
     assert f"cache hits={committed}" in (out / "run.log").read_text()
+
+
+def test_kill_9_mid_run_then_rerun_gives_the_records_of_a_clean_run(lora_ckpt: Path, tmp_path: Path) -> None:
+    """SIGKILL while epoch-1 generates (no clean-up runs at all): the rerun's records equal an uninterrupted run's."""
+    suite = if_suite(tmp_path, limit=8, max_new_tokens=16)
+    arguments = ("--ckpt", str(lora_ckpt), "--suite", str(suite), "--batch-size", "1")
+    killed = run_process(sfteval_command(*arguments, "--out", str(tmp_path / "run")), "generate:11:SIGKILL")
+    assert killed.returncode == -signal.SIGKILL
+    assert _rows(tmp_path / "run") == 10 and not (tmp_path / "run" / "report.json").exists()
+    rerun = run_process(sfteval_command(*arguments, "--out", str(tmp_path / "run")))
+    assert rerun.returncode == 0, rerun.stderr
+    assert "took over the lock" in rerun.stdout
+    clean = run_process(sfteval_command(*arguments, "--out", str(tmp_path / "clean")))
+    assert clean.returncode == 0, clean.stderr
+    assert items(tmp_path / "run") == items(tmp_path / "clean") and len(items(tmp_path / "clean")) == 24
+    assert load_report(tmp_path / "run").run.cache_hits == 10
 
 
 def _rows(out: Path) -> int:

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
+from sfteval.discovery import read_json_object
 from sfteval.engines.base import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
 from sfteval.engines.config import EngineConfig
 from sfteval.engines.fingerprint import fingerprint_model
@@ -25,6 +27,7 @@ from sfteval.engines.hf_batches import Runtime, generate_requests
 from sfteval.engines.hf_shared import score_with_shared_contexts
 from sfteval.errors import UserError
 from sfteval.variants import Variant
+from sfteval.weights import load_causal_lm
 
 DEFAULT_MAX_LENGTH = 2048
 _LENGTH_ATTRIBUTES = ("n_positions", "max_position_embeddings", "n_ctx")
@@ -91,18 +94,12 @@ class _LoadedModel:
     """One base model in memory with the peft adapters attached to it so far."""
 
     def __init__(self, path: Path, tokenizer: Any, config: EngineConfig, device: torch.device) -> None:
-        from transformers import AutoModelForCausalLM
-
-        try:
-            model = AutoModelForCausalLM.from_pretrained(
-                path,
-                dtype=resolve_dtype(config, device),
-                use_safetensors=True,
-                trust_remote_code=config.trust_remote_code,
-                device_map=device,
-            )
-        except (OSError, ValueError) as error:
-            raise UserError(f"{path}: cannot load the model ({error})") from None
+        model = load_causal_lm(
+            path,
+            dtype=resolve_dtype(config, device),
+            trust_remote_code=config.trust_remote_code,
+            device_map=device,
+        )
         self.path = path
         self.base_model: Any = model.eval()
         self.model: Any = self.base_model
@@ -132,7 +129,7 @@ class _LoadedModel:
                 self.model = PeftModel.from_pretrained(
                     self.base_model, str(adapter_path), adapter_name=name, is_trainable=False
                 )
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
             raise UserError(f"{adapter_path}: cannot load the adapter onto {self.path} ({error})") from None
         self.model.eval()
         self.adapters[adapter_path] = name
@@ -159,6 +156,7 @@ def _check_adapter_directory(path: Path) -> None:
         raise UserError(
             f"{path}: adapter has no adapter_model.safetensors", hint="sfteval never unpickles weights"
         )
+    read_json_object(path / "adapter_config.json")
 
 
 class HFEngine:

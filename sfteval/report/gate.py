@@ -149,7 +149,12 @@ def parse_policy(text: str, path: Path) -> LoadedPolicy:
 
 def _compose(text: str, path: Path) -> tuple[yaml.Node, Any]:
     """The YAML node tree (with line marks) and its data; syntax errors and duplicate keys name the line."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # Built inside the try: the loader's reader rejects control characters as soon as it is made.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as error:
+        number = text[: error.position].count("\n") + 1
+        raise UserError(f"{path}:{number}: invalid YAML ({error.reason}: #x{error.character:04x})") from None
     try:
         root = loader.get_single_node()
         if root is None:

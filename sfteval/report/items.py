@@ -29,14 +29,21 @@ def load_items(path: Path) -> list[ItemRecord]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: cannot read item records ({error})") from None
+    seen: dict[tuple[str, str, str, str], int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            records.append(ItemRecord.model_validate(json.loads(line)))
+            record = ItemRecord.model_validate(json.loads(line))
         except (json.JSONDecodeError, ValidationError) as error:
             reason = error.msg if isinstance(error, json.JSONDecodeError) else error.errors()[0]["msg"]
             raise UserError(f"{path}:{number}: invalid item record ({reason})") from None
+        key = (record.probe, record.variant, record.template, record.item_id)
+        if key in seen:  # pairing by item would count it twice
+            same = f"the same probe, variant, template and item as line {seen[key]}"
+            raise UserError(f"{path}:{number}: duplicate item record ({same})")
+        seen[key] = number
+        records.append(record)
     return records
 
 
