@@ -1,5 +1,6 @@
-"""Ctrl-C is never swallowed: counted SIGINTs, held and deferred blocks, langdetect's profiles loaded whole, and
-`sfteval run` interrupted while its engines close (the phases of a run are in test_runner.py).
+"""Ctrl-C is never swallowed: counted SIGINTs (a bare `except:`, a `__del__`), held and deferred blocks, langdetect's
+profiles loaded whole, and `sfteval run` interrupted before generation or while its engines close (the phases in
+the middle of a run are in test_runner.py).
 
 Every signal here is sent by the process to itself at a chosen point (signal.raise_signal or the
 SFTEVAL_TEST_INTERRUPT_AT hook), never by a timer.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,24 @@ def test_a_swallowed_interrupt_is_raised_again_at_the_next_checkpoint() -> None:
         with pytest.raises(KeyboardInterrupt):
             raise_if_interrupted()
     raise_if_interrupted()  # no watch: nothing counted, nothing raised
+
+
+class InterruptedDestructor:
+    """Ctrl-C lands in its `__del__`, where Python prints the KeyboardInterrupt and drops it (regex's Group.__del__
+    during the garbage collection of `from peft import ...` did this)."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_an_interrupt_dropped_in_a_destructor_is_raised_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+    with watch_interrupts() as watch:
+        InterruptedDestructor()
+        assert dropped == [KeyboardInterrupt] and watch.received == 1
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
 
 
 def test_a_held_block_finishes_and_keeps_the_interrupt_counted() -> None:
@@ -114,19 +134,21 @@ def test_language_profiles_interrupted_while_loading_load_whole(monkeypatch: pyt
     assert text.detect_language(FRENCH) == "fr"
 
 
-def test_run_interrupted_while_engines_close_still_writes_an_incomplete_report(
-    tiny_model_dir: Path, tmp_path: Path
+@pytest.mark.parametrize(("phase", "records"), [("language_profiles", 0), ("close", 4)])
+def test_run_interrupted_outside_generation_still_writes_an_incomplete_report(
+    phase: str, records: int, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    """SIGINT inside `factory.close()` (gc.collect in the hf engine): exit 130 and report.json with complete=false."""
+    """SIGINT while langdetect's profiles load (before any generation) or inside `factory.close()` (gc.collect in
+    the hf engine): exit 130, report.json with complete=false, the records done so far, no lock left behind."""
     ckpt = full_checkpoint(tiny_model_dir, tmp_path)
     out = tmp_path / "run"
     command = sfteval_command(
         "--ckpt", str(ckpt), "--suite", str(if_suite(tmp_path, 2, 4)), "--out", str(out)
     )
-    result = run_process(command, "close")
+    result = run_process(command, phase)
     assert result.returncode == 130, result.stderr
     assert "interrupted" in result.stderr and "Traceback" not in result.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["run"]["complete"] is False and len(report["run"]["variants"]) == 2
-    assert len((out / "items.jsonl").read_text().splitlines()) == 4
+    assert report["run"]["complete"] is False and len(report["run"]["variants"]) == records // 2
+    assert len((out / "items.jsonl").read_text().splitlines()) == records
     assert (out / "report.html").exists() and not (out / "run.lock").exists()
