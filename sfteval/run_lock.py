@@ -4,11 +4,13 @@ Two runs into one directory would both rewrite items.jsonl and each append its r
 there twice. The lock is an `flock` on the file, which the kernel drops when its holder exits (kill -9 included), and
 the file names the holder (pid, start time, command) for the error message. A run that finds the lock held stops
 with a one-line error; one that finds a lock file nobody holds (its writer was killed) takes it over with a warning.
-The file is removed when the run ends. Runs sharing one `--cache` need no lock: sqlite serialises their writes.
+The file is removed when the run ends (with the directory, if the run created it and wrote nothing). Runs sharing
+one `--cache` need no lock: sqlite serialises their writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -32,13 +34,14 @@ def hold_run_directory(directory: Path, warn: Callable[[str], None]) -> Iterator
     if key in _held:
         yield
         return
+    created = not Path(directory).exists()
     descriptor = _acquire(Path(directory), warn)
     _held.add(key)
     try:
         yield
     finally:
         _held.discard(key)
-        _release(Path(directory) / LOCK_FILE, descriptor)
+        _release(Path(directory), descriptor, remove_if_empty=created)
 
 
 def _acquire(directory: Path, warn: Callable[[str], None]) -> int:
@@ -71,12 +74,18 @@ def _acquire(directory: Path, warn: Callable[[str], None]) -> int:
     return descriptor
 
 
-def _release(path: Path, descriptor: int) -> None:
-    """Remove the lock file while still holding the lock, then drop it (waiting runs then open a new file)."""
+def _release(directory: Path, descriptor: int, remove_if_empty: bool) -> None:
+    """Remove the lock file while still holding the lock, then drop it (a run that opened the old file retries).
+
+    A directory this run created and left empty (it failed before writing anything) is removed too.
+    """
     try:
-        path.unlink(missing_ok=True)
+        (directory / LOCK_FILE).unlink(missing_ok=True)
     finally:
         os.close(descriptor)
+    if remove_if_empty:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _same_file(descriptor: int, path: Path) -> bool:

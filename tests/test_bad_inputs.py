@@ -211,6 +211,18 @@ def bad_prompt_file(workspace: Workspace, folder: Path, run_dir: Path, stack: Ex
     return run(workspace, run_dir, suite=suite)
 
 
+def uncached_task(workspace: Workspace, folder: Path, run_dir: Path, stack: ExitStack) -> list[str]:
+    """forgetting on lm-eval's registry task arc_easy, with an empty datasets cache and the hub offline."""
+    import datasets.config
+
+    patch = stack.enter_context(pytest.MonkeyPatch.context())
+    patch.setattr(datasets.config, "HF_DATASETS_CACHE", folder / "empty-cache")
+    patch.setenv("HF_DATASETS_OFFLINE", "1")
+    patch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    suite = write(folder / "s.yaml", sfteval_yaml("  forgetting: {tasks: [arc_easy], limit: 2}"))
+    return run(workspace, run_dir, suite=suite)
+
+
 def says(file: str | None, *texts: str) -> Callable[[Path], list[str]]:
     """The line names `file` (relative to the case folder, "" for the folder, "x:3" with a line) and each text."""
     return lambda folder: [*([f"{folder}/{file}".rstrip("/")] if file is not None else []), *texts]
@@ -260,7 +272,7 @@ CASES = [
     Case("suite-duplicate-key", with_suite(sfteval_yaml("  termination: {}\n  termination: {}")),
          says("s.yaml:4:", "duplicate")),
     Case("if-prompts-bad-jsonl", bad_prompt_file, says("p.jsonl:2:")),
-    Case("lm-eval-task-not-cached", with_suite(sfteval_yaml("  forgetting: {tasks: [arc_easy], limit: 2}")),
+    Case("lm-eval-task-not-cached", uncached_task,
          says(None, "lm-eval task 'arc_easy' needs the dataset 'allenai/ai2_arc'", "HF_DATASETS_OFFLINE unset",
               "local task YAML")),
     Case("forgetting-task-folder-missing",

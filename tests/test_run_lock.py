@@ -149,3 +149,12 @@ def test_two_runs_sharing_one_cache_both_finish(ckpt: Path, suite: Path, tmp_pat
     assert records(first_out) == records(second_out) and len(records(first_out)) == 6
     with sqlite3.connect(cache) as connection:
         assert connection.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 6  # each result once
+
+
+def test_a_run_that_fails_before_writing_leaves_no_directory_behind(
+    suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fresh = tmp_path / "fresh"
+    code, _, stderr = invoke(arguments(tmp_path / "nope", suite, fresh), monkeypatch, capsys)
+    assert code == 2 and "directory not found" in stderr
+    assert not fresh.exists()
