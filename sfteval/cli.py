@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sfteval import __version__
 from sfteval.commands.demo import demo_command
@@ -114,11 +116,15 @@ def main() -> None:
     except UserError as error:
         if _state["debug"]:
             raise
-        error_console.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+        # One line, even when the message quotes a library's multi-line error; brackets in it are not markup.
+        message = escape(re.sub(r"\s*\n\s*", " ", str(error).strip()))
+        error_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        error_console.print("[red]interrupted[/red]")
-        sys.exit(130)
+    except SystemExit as exit_request:
+        # typer turns a KeyboardInterrupt into exit code 130 itself; commands exit 130 after an interrupted run.
+        if exit_request.code == 130:
+            error_console.print("[red]interrupted[/red]")
+        raise
 
 
 if __name__ == "__main__":

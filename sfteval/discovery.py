@@ -34,6 +34,28 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{path}: cannot read ({error})") from None
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object (configs, trainer state, manifests); anything else is a UserError."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, found {type(data).__name__} {str(data)[:40]!r}")
+    return data
+
+
+def _epoch_of(state_path: Path) -> float | None:
+    """The `epoch` a trainer_state.json records (None when it records none); a non-number names the file."""
+    epoch = read_json_object(state_path).get("epoch")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int | float)):
+        raise UserError(f"{state_path}: epoch: expected a number, found {epoch!r}")
+    return None if epoch is None else float(epoch)
+
+
+def _directory_named(path: Path, key: str) -> Path | None:
+    """The existing directory that the JSON object at `path` names under `key`, if any."""
+    candidate = read_json_object(path).get(key)
+    return Path(candidate) if isinstance(candidate, str) and candidate and Path(candidate).is_dir() else None
+
+
 def weights_kind(path: Path) -> VariantKind | None:
     """'adapter' or 'full' when `path` holds safetensors weights; None when it holds none."""
     if (path / "adapter_config.json").exists() and any((path / name).exists() for name in _ADAPTER_WEIGHTS):
@@ -66,6 +88,8 @@ def discover(root: Path, base: Path | None = None) -> list[Variant]:
         raise UserError(f"{root}: no model weights found (no checkpoint-N/, epoch_N/ or *.safetensors)")
     trained = [*checkpoints, *([("final", root, None, None)] if final_kind else [])]
     base_path = _resolve_base(root, base, [path for _, path, _, _ in trained])
+    if base_path is not None:
+        weights_kind(base_path)  # a base of pickle weights only is refused as a checkpoint is
     variants = [Variant(name="base", path=base_path, kind="full")] if base_path else []
     for name, path, epoch, step in trained:
         kind = weights_kind(path) or "full"
@@ -97,8 +121,7 @@ def _checkpoints(root: Path) -> list[tuple[str, Path, float | None, int | None]]
         if match := _HF_CHECKPOINT.match(child.name):
             step = int(match.group(1))
             state_path = child / "trainer_state.json"
-            epoch = read_json(state_path).get("epoch") if state_path.exists() else None
-            found.append((child, float(epoch) if epoch is not None else None, step))
+            found.append((child, _epoch_of(state_path) if state_path.exists() else None, step))
         elif match := _TORCHTUNE_EPOCH.match(child.name):
             # torchtune names the checkpoint written after the first epoch epoch_0.
             found.append((child, float(int(match.group(1)) + 1), None))
@@ -127,22 +150,20 @@ def _resolve_base(root: Path, base: Path | None, trained: list[Path]) -> Path | 
     if base is not None:
         return Path(base).resolve()
     manifest = root / MANIFEST_NAME
-    if manifest.exists():
-        candidate = read_json(manifest).get("base_model")
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate).resolve()
+    if manifest.exists() and (candidate := _directory_named(manifest, "base_model")):
+        return candidate.resolve()
     for path in trained:
         for name, key in (
             ("adapter_config.json", "base_model_name_or_path"),
             ("config.json", "_name_or_path"),
         ):
             if (path / name).exists():
-                candidate = read_json(path / name).get(key)
-                if candidate and Path(candidate).is_dir() and Path(candidate).resolve() != path.resolve():
-                    return Path(candidate).resolve()
+                candidate = _directory_named(path / name, key)
+                if candidate and candidate.resolve() != path.resolve():
+                    return candidate.resolve()
     return None
 
 
 def _adapter_base_hint(path: Path) -> str:
-    candidate = read_json(path / "adapter_config.json").get("base_model_name_or_path")
+    candidate = read_json_object(path / "adapter_config.json").get("base_model_name_or_path")
     return f" (tried base_model_name_or_path={candidate!r})" if candidate else ""

@@ -9,6 +9,7 @@ evaluator on our engines with the same pieces. Importing this module imports lm_
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -131,10 +132,14 @@ def load_tasks(
     specs: list[Any] = [local_task_config(path) if path else name for name, path in local.items()]
     registry = [name for name, path in local.items() if path is None]
     manager = TaskManager(include_path=[str(d) for d in task_dirs] or None, include_defaults=bool(registry))
-    try:
-        tasks: dict[str, Task] = manager.load(specs)["tasks"]
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        raise UserError(f"cannot load lm-eval task(s) {', '.join(names)}: {error}") from None
+    tasks: dict[str, Task] = {}
+    for name, spec in zip(names, specs, strict=True):
+        try:
+            tasks |= manager.load([spec])["tasks"]
+        except (KeyError, ValueError, FileNotFoundError) as error:
+            raise UserError(f"cannot load lm-eval task(s) {name}: {error}") from None
+        except ConnectionError as error:
+            raise unreachable_dataset(name, error) from None
     for task in tasks.values():
         configured = task.get_config("num_fewshot")
         if num_fewshot is not None and configured != 0:
@@ -143,6 +148,18 @@ def load_tasks(
             task.set_config(key="num_fewshot", value=0)
         task.set_fewshot_seed(seed=fewshot_seed)
     return tasks
+
+
+def unreachable_dataset(task: str, error: ConnectionError) -> UserError:
+    """A task whose dataset is in no local cache and the hub cannot be reached: name it and the two ways out."""
+    found = re.search(r"reach '([^']+)'", str(error))
+    dataset = f"the dataset {found[1]!r}" if found else f"a dataset from the Hugging Face hub ({error})"
+    return UserError(
+        f"lm-eval task {task!r} needs {dataset}, which is not in the local Hugging Face cache, "
+        "and the hub cannot be reached",
+        hint="warm the cache by loading the task once where the hub is reachable (HF_DATASETS_OFFLINE unset), "
+        "or give the task as a local task YAML over a JSONL file (see suites/tasks/)",
+    )
 
 
 def task_instances(task: Task, limit: int | None = None) -> list[Instance]:

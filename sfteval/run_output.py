@@ -1,8 +1,8 @@
 """The run directory: `items.jsonl` (item records, appended per finished variant), `run.log`, `report.json`.
 
 items.jsonl is rewritten from scratch by every run (the result cache, not this file, is the source of truth for
-resuming) and report.json is removed at the start and written at the end; run.log is appended to, so the history
-of interrupted and resumed runs stays readable.
+resuming) and report.json (with report.html) is removed at the start and written at the end; run.log is appended
+to, so the history of interrupted and resumed runs stays readable.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sfteval.core.errors import UserError
 from sfteval.core.records import ItemRecord
 from sfteval.core.report import REPORT_FILE, Report, save_report
 from sfteval.core.run_info import ITEMS_FILE
+from sfteval.report.html import HTML_FILE
 
 LOG_FILE = "run.log"
 CACHE_FILE = "cache.sqlite"
@@ -29,7 +30,8 @@ class RunOutput:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.items_path.write_text("", encoding="utf-8")
             # A report left by an earlier run would describe other items; one killed before writing its own
-            # report leaves none rather than a stale one.
+            # report leaves none rather than a stale one (its HTML page goes first, so none outlives its JSON).
+            (self.directory / HTML_FILE).unlink(missing_ok=True)
             self.report_path.unlink(missing_ok=True)
         except OSError as error:
             raise UserError(f"{self.directory}: cannot write the run directory ({error})") from None

@@ -4,27 +4,30 @@ For each variant the runner builds one engine (adapters share the loaded base), 
 sends all generation requests of the variant to the engine in one call and all scoring requests in another (so
 batches fill), hands each probe its share of the results, and runs a second pass on the base engine for probes
 that score the variant's outputs under the base model. Finished variants are appended to items.jsonl at once. On
-Ctrl-C the runner stops, writes a report of what is done marked incomplete, and the next run resumes from the cache.
-With a `Shard` (sfteval.core.shard) the run keeps every n-th variant, so n processes (one per GPU) share the work
-and `sfteval report --merge` (sfteval.report.merge) joins their run directories into one report.
+Ctrl-C, in whatever phase, the runner stops, writes a report of what is done marked incomplete
+(sfteval.core.interrupts), and the next run resumes from the cache. One run at a time writes a run directory
+(sfteval.run_lock). With a `Shard` (sfteval.core.shard) the run keeps every n-th variant, so n processes (one per
+GPU) share the work and `sfteval report --merge` (sfteval.report.merge) joins their run directories into one report.
 """
 
 from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sfteval.cache import CachedEngine
 from sfteval.core.errors import UserError
 from sfteval.core.generation import GenerationOverrides
+from sfteval.core.interrupts import held_interrupts, phase_reached, raise_if_interrupted, watch_interrupts
 from sfteval.core.records import ItemRecord
 from sfteval.core.report import Report
 from sfteval.core.requests import (
@@ -42,6 +45,7 @@ from sfteval.engines.base import Engine, EngineFactory
 from sfteval.engines.config import EngineConfig
 from sfteval.probes.base import PlannedRequest, Probe, ProbeContext
 from sfteval.report.build import build_report
+from sfteval.run_lock import hold_run_directory
 from sfteval.run_output import CACHE_FILE, RunOutput
 from sfteval.suite import Suite
 
@@ -119,48 +123,83 @@ def run_suite(config: RunConfig, console: Console, engine_factory: EngineFactory
     probes = build_probes(config.suite, config.limit, config.generation)
     base_variant = next((variant for variant in discovered if variant.is_base), None)
     _require_base(probes, base_variant)
-    output = RunOutput(config.out_dir)
-    shard = "" if config.shard is None else f"; shard {config.shard}"
-    output.log(
-        f"run: suite {config.suite.name} on {config.ckpt_dir}{shard}; "
-        f"variants {', '.join(v.name for v in variants)}"
-    )
-    tally = _Progress()
-    started = time.perf_counter()
-    complete = False
-    factory = engine_factory or make_engine_factory(config.engine, config.engine_config)
-    display = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    session = _Session(config, probes, factory, output, display, manifest, train_template, base_variant)
-    try:
-        with display:
-            for variant in variants:
-                _run_variant(session, variant, tally)
-        complete = True
-    except KeyboardInterrupt:
+    with hold_run_directory(config.out_dir, warning_printer(console)), watch_interrupts() as interrupts:
+        output = RunOutput(config.out_dir)
+        shard = "" if config.shard is None else f"; shard {config.shard}"
         output.log(
-            f"interrupted: writing what is done (cache hits={tally.hits} misses={tally.misses} so far); "
-            "the next run resumes from the cache"
+            f"run: suite {config.suite.name} on {config.ckpt_dir}{shard}; "
+            f"variants {', '.join(v.name for v in variants)}"
         )
-        console.print(
-            "[yellow]interrupted: report marked incomplete; rerun the same command to resume[/yellow]"
+        tally = _Progress()
+        started = time.perf_counter()
+        # A Ctrl-C while torch imports is raised in the loop below, so a report is still written.
+        with held_interrupts():
+            factory = engine_factory or make_engine_factory(config.engine, config.engine_config)
+        display = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         )
+        session = _Session(config, probes, factory, output, display, manifest, train_template, base_variant)
+        complete = _run_variants(session, variants, tally)
+        report = _finish(session, tally, complete and not interrupts.received, started)
+    return RunResult(report=report, out_dir=config.out_dir, complete=report.run.complete)
+
+
+def _run_variants(session: _Session, variants: Sequence[Variant], tally: _Progress) -> bool:
+    """Run every variant; False when Ctrl-C stopped the run, whatever caught the KeyboardInterrupt on its way."""
+    try:
+        with session.display:
+            for variant in variants:
+                raise_if_interrupted()
+                _run_variant(session, variant, tally)
+        raise_if_interrupted()
+        return True
+    except KeyboardInterrupt:
+        return False
+    except UserError as error:
+        session.output.log(f"failed: {error}")
+        raise
     finally:
-        factory.close()
-    tally.timings["total"] = time.perf_counter() - started
-    output.log(
-        f"done: complete={complete} cache hits={tally.hits} misses={tally.misses} "
-        f"total {tally.timings['total']:.1f}s"
+        with held_interrupts():
+            phase_reached("close")
+            session.factory.close()
+
+
+def _finish(session: _Session, tally: _Progress, complete: bool, started: float) -> Report:
+    """Build and write the report; a Ctrl-C meanwhile marks it incomplete instead of losing it."""
+    with held_interrupts() as interrupts:
+        phase_reached("report")
+        tally.timings["total"] = time.perf_counter() - started
+        run = _run_info(session, tally, complete)
+        report = build_report(run, tally.records, session.probes, seed=run.seed)
+        if complete and interrupts.received:
+            complete = False
+            run = _run_info(session, tally, complete)
+            report = build_report(run, tally.records, session.probes, seed=run.seed)
+        if not complete:
+            session.output.log(
+                f"interrupted: writing what is done (cache hits={tally.hits} misses={tally.misses} so far); "
+                "the next run resumes from the cache"
+            )
+            session.display.console.print(
+                "[yellow]interrupted: report marked incomplete; rerun the same command to resume[/yellow]"
+            )
+        session.output.log(
+            f"done: complete={complete} cache hits={tally.hits} misses={tally.misses} "
+            f"total {tally.timings['total']:.1f}s"
+        )
+        session.output.write_report(report)
+    return report
+
+
+def warning_printer(console: Console) -> Callable[[str], None]:
+    """Print a warning line on `console`."""
+    return lambda message: console.print(
+        f"[yellow]warning: {escape(message)}[/yellow]", highlight=False, soft_wrap=True
     )
-    run = _run_info(session, tally, complete)
-    report = build_report(run, tally.records, probes, seed=run.seed)
-    output.write_report(report)
-    return RunResult(report=report, out_dir=config.out_dir, complete=complete)
 
 
 def select_variants(variants: Sequence[Variant], names: Sequence[str] | None) -> list[Variant]:
@@ -244,9 +283,11 @@ def _run_variant(session: _Session, variant: Variant, tally: _Progress) -> None:
         records: dict[str, list[ItemRecord]] = {}
         for name, probe in session.probes.items():
             with _timer(tally, f"{variant.name}/{name}"):
+                phase_reached("records")
                 records[name] = probe.records(context, planned[name], results[name])
         fingerprint = engine.fingerprint
     _base_pass(session, context, records, tally)
+    raise_if_interrupted()  # records computed after a swallowed Ctrl-C (langdetect, __del__) are not kept
     variant_records = [record for name in session.probes for record in records[name]]
     session.output.append_records(variant_records)
     tally.records.extend(variant_records)
@@ -267,9 +308,10 @@ def _cached(session: _Session, variant: Variant, tally: _Progress) -> Iterator[C
     try:
         yield engine
     finally:
-        engine.close()
-        tally.hits += engine.hits
-        tally.misses += engine.misses
+        with held_interrupts():
+            engine.close()
+            tally.hits += engine.hits
+            tally.misses += engine.misses
 
 
 def _context(session: _Session, variant: Variant, engine: CachedEngine) -> ProbeContext:
@@ -309,7 +351,10 @@ def _execute(
         names = sorted({name for name, _ in positions})
         description = f"{label} · {kind} · {', '.join(names)}"
         requests = [planned[name][index].request for name, index in positions]
-        with _timer(tally, f"{label}/{kind}"), _task(session.display, description, len(positions)) as advance:
+        with (
+            _timer(tally, f"{label}/{kind}"),
+            _task(session.display, description, len(positions), kind) as advance,
+        ):
             outputs = (
                 engine.generate(requests, advance) if kind == "generate" else engine.score(requests, advance)
             )
@@ -344,10 +389,16 @@ def _timer(tally: _Progress, key: str) -> Iterator[None]:
 
 
 @contextmanager
-def _task(display: Progress, description: str, total: int) -> Iterator[ProgressCallback]:
-    """A progress bar for one engine call; yields the engine's progress callback."""
+def _task(display: Progress, description: str, total: int, kind: str) -> Iterator[ProgressCallback]:
+    """A progress bar for one engine call (`kind`: generate or score); yields the engine's progress callback."""
     task = display.add_task(description, total=total)
-    yield lambda finished: display.advance(task, finished)
+
+    def advance(finished: int) -> None:
+        display.advance(task, finished)
+        phase_reached(kind)
+        raise_if_interrupted()
+
+    yield advance
     display.update(task, completed=total)
 
 

@@ -47,6 +47,7 @@ def test_cpu_defaults_reserve_a_share_of_ram_and_pass_the_model_and_limits():
         "seed": 0,
         "max_model_len": 1024,
         "gpu_memory_utilization": CPU_MEMORY_SHARE,
+        "load_format": "safetensors",
         "dtype": "float32",
     }
 

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "sfteval.trainer.commands",
         "sfteval.trainer.__main__",
     ),
-    ("sfteval.runner", "sfteval.run_output", "sfteval.report", "sfteval.suite"),
+    ("sfteval.runner", "sfteval.run_output", "sfteval.run_lock", "sfteval.report", "sfteval.suite"),
     ("sfteval.probes", "sfteval.engines", "sfteval.cache", "sfteval.trainer"),
     (
         "sfteval.stats",
@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "sfteval.tokenization",
         "sfteval.lmeval_tasks",
         "sfteval.discovery",
+        "sfteval.weights",
         "sfteval.default_model",
     ),
     ("sfteval.core", "sfteval"),

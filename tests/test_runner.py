@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import tiny
 from fake_engine import ScriptedEngine, register_scripted
 from probe_fixtures import base_scored_probe
 from rich.console import Console
@@ -332,73 +327,3 @@ def test_bad_command_options_are_user_errors(ckpt: Path, arguments: list[str], w
     result = CliRunner().invoke(app, ["run", "--ckpt", str(ckpt), *arguments])
     assert isinstance(result.exception, UserError), result.output
     assert words in str(result.exception)
-
-
-@pytest.fixture(scope="module")
-def lora_ckpt(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An HF Trainer-style output dir: two epochs of randomly initialised LoRA adapters on the tiny model."""
-    return tiny.save_lora_epochs(tiny_model_dir, tmp_path_factory.mktemp("lora-sft"), epochs=2)
-
-
-def sfteval_command(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "sfteval", "run", *arguments, "--engine", "hf", "--device", "cpu"]
-
-
-def if_suite(tmp_path: Path, limit: int, max_new_tokens: int) -> Path:
-    path = tmp_path / "if.yaml"
-    path.write_text(
-        f"generation: {{max_new_tokens: {max_new_tokens}}}\nprobes:\n  instruction_following: {{limit: {limit}}}\n"
-    )
-    return path
-
-
-def test_end_to_end_interrupted_then_resumed_on_a_tiny_model(lora_ckpt: Path, tmp_path: Path) -> None:
-    """`sfteval run` on base + 2 LoRA epochs: Ctrl-C mid-way exits 130 with an incomplete report; the rerun
-    computes only what the cache lacks and writes the full report and items."""
-    suite, out = if_suite(tmp_path, limit=8, max_new_tokens=16), tmp_path / "run"
-    command = sfteval_command(
-        "--ckpt", str(lora_ckpt), "--suite", str(suite), "--out", str(out), "--batch-size", "1"
-    )
-    # A shell that starts the test suite in the background (`make test &`) ignores SIGINT, and an ignored signal
-    # stays ignored across exec: restore the default so the child's Python turns Ctrl-C into KeyboardInterrupt.
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 240
-    while process.poll() is None and _rows(out) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert process.poll() is None, "the run finished before it could be interrupted"
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert json.loads((out / "report.json").read_text())["run"]["complete"] is False
-    committed = _rows(out)
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "instruction_following" in resumed.stdout and "epoch-2" in resumed.stdout
-    report = load_report(out)
-    assert [variant.name for variant in report.run.variants] == ["base", "epoch-1", "epoch-2"]
-    assert len({variant.fingerprint for variant in report.run.variants}) == 3
-    assert report.run.complete and (report.run.cache_hits, report.run.cache_misses) == (
-        committed,
-        24 - committed,
-    )
-    records = [ItemRecord.model_validate_json(line) for line in items(out)]
-    assert len(records) == 24 and {record.template for record in records} == {"native"}
-    assert len(report.comparisons_of("instruction_following", "base")) > 0
-    assert f"cache hits={committed}" in (out / "run.log").read_text()
-
-
-def _rows(out: Path) -> int:
-    """Results committed to the run's cache so far (0 before the database exists)."""
-    if not (out / "cache.sqlite").exists():
-        return 0
-    try:
-        with sqlite3.connect(out / "cache.sqlite", timeout=1) as connection:
-            return connection.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0

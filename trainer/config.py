@@ -102,6 +102,8 @@ def read_yaml_config(path: Path) -> dict[str, Any]:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:  # a directory, unreadable, not UTF-8
+        raise UserError(f"{path}: cannot read the config file ({error})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

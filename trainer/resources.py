@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sfteval.core.errors import UserError
+from sfteval.discovery import weights_kind
 from sfteval.templates import Template, get_template
 
 Precision = Literal["fp32", "bf16"]
@@ -22,6 +23,7 @@ def resolve_model_path(model: Path | None) -> Path:
         raise UserError(f"--model {model}: model directory not found")
     if not (path / "config.json").exists():
         raise UserError(f"--model {model}: no config.json (not a transformers model directory)")
+    weights_kind(path)  # a directory of pickle weights only is refused here, for lint as for train
     return path.resolve()
 
 

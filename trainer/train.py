@@ -20,6 +20,7 @@ from sfteval.trainer.config import TrainConfig
 from sfteval.trainer.data import Conversation, DataFile, load_data_files
 from sfteval.trainer.encode import EncodedRow, EncodeSettings, MaskStats, encode_rows
 from sfteval.trainer.manifest import DataEntry, Holdout, Samples, TrainManifest
+from sfteval.trainer.preflight import check_answers, check_output_directory
 from sfteval.trainer.resources import (
     Precision,
     load_tokenizer,
@@ -34,6 +35,7 @@ from sfteval.trainer.summaries import (
     split_holdout,
     trained_responses,
 )
+from sfteval.weights import load_causal_lm
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def prepare_data(config: TrainConfig) -> PreparedData:
             f"({stats.dropped_truncated} dropped as too long, {stats.dropped_no_trained_tokens} with no response tokens)",
             hint="check the data with `sfteval lint`, or raise --max-seq-len",
         )
+    check_answers(rows, config.train_on, files[0].path)
     return PreparedData(model_path, tokenizer, template, files, rows, heldout, stats)
 
 
@@ -156,9 +159,8 @@ def build_manifest(config: TrainConfig, data: PreparedData, precision: Precision
 def load_model(config: TrainConfig, model_path: Path) -> Any:
     """The base model in fp32 (autocast handles bf16), wrapped with LoRA adapters when asked."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32)
+    model = load_causal_lm(model_path, dtype=torch.float32)
     if not config.lora:
         return model
     from peft import LoraConfig, get_peft_model
@@ -219,6 +221,7 @@ def run_training(
 
     `setup` gets the Trainer before training starts (`sfteval train --probe` adds sfteval's callback there).
     """
+    check_output_directory(Path(config.out))
     data = prepare_data(config)  # first: bad input fails before the heavy imports
     from transformers import PrinterCallback, ProgressCallback, Trainer
     from transformers.utils import logging as transformers_logging

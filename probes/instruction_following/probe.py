@@ -27,6 +27,7 @@ from sfteval.templates import Message, get_template
 
 from .evaluate import PromptEvaluation, evaluate_prompt
 from .prompts import IFPrompt, load_prompts
+from .text import load_language_profiles
 
 
 class InstructionFollowingParams(GenerationParams, ServingParams):
@@ -61,6 +62,7 @@ class InstructionFollowingProbe(Probe):
 
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
         """One greedy (or suite-temperature) generation per prompt and serving template."""
+        load_language_profiles()  # before any generation, so no Ctrl-C can land in langdetect's own loader
         prompts = self.prompts(context)
         planned = []
         for name in serving_templates(self.params.templates, context):

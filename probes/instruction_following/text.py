@@ -275,8 +275,26 @@ def detect_language(text: str) -> str | None:
     from langdetect import DetectorFactory, detect
     from langdetect.lang_detect_exception import LangDetectException
 
+    load_language_profiles()
     DetectorFactory.seed = 0
     try:
         return detect(text)
     except LangDetectException:
         return None
+
+
+@functools.cache
+def load_language_profiles() -> None:
+    """Load langdetect's 55 language profiles now, whole: a Ctrl-C meanwhile waits for the load, then raises.
+
+    langdetect loads them on the first `detect()` under a bare `except:` that turns KeyboardInterrupt into its own
+    exception and leaves its factory with part of the profiles (French then detected as Catalan), so sfteval loads
+    them itself, once, with interrupts deferred.
+    """
+    from langdetect.detector_factory import init_factory
+
+    from sfteval.core.interrupts import deferred_interrupts, phase_reached
+
+    with deferred_interrupts():
+        phase_reached("language_profiles")
+        init_factory()

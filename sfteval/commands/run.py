@@ -107,6 +107,7 @@ def run(
     """Probe base and every checkpoint in CKPT with a suite; write report.json, items.jsonl and run.log."""
     from sfteval.commands.gate import finish_gate
     from sfteval.core.generation import GenerationOverrides
+    from sfteval.core.interrupts import held_interrupts, watch_interrupts
     from sfteval.core.report import REPORT_FILE, save_report
     from sfteval.core.run_info import ITEMS_FILE
     from sfteval.core.shard import Shard
@@ -114,7 +115,8 @@ def run(
     from sfteval.report.html import HTML_FILE, write_html
     from sfteval.report.items import load_items
     from sfteval.report.terminal import render_report
-    from sfteval.runner import RunConfig, run_suite
+    from sfteval.run_lock import hold_run_directory
+    from sfteval.runner import RunConfig, run_suite, warning_printer
     from sfteval.suite import load_suite
     from sfteval.templates import TEMPLATES
 
@@ -148,16 +150,19 @@ def run(
         shard=share,
         generation=GenerationOverrides(max_new_tokens=max_new_tokens, temperature=temperature),
     )
-    result = run_suite(config, console)
-    report = result.report if policy is None else apply_gate(result.report, policy)
-    if policy is not None:
-        save_report(report, result.out_dir / REPORT_FILE)
-    render_report(report, console, detail=detail)
-    write_html(report, load_items(result.out_dir / ITEMS_FILE), result.out_dir / HTML_FILE)
+    # The directory stays locked until its HTML page is written; a Ctrl-C after the report lets the page finish.
+    with hold_run_directory(config.out_dir, warning_printer(console)), watch_interrupts() as interrupts:
+        result = run_suite(config, console)
+        with held_interrupts():
+            report = result.report if policy is None else apply_gate(result.report, policy)
+            if policy is not None:
+                save_report(report, result.out_dir / REPORT_FILE)
+            render_report(report, console, detail=detail)
+            write_html(report, load_items(result.out_dir / ITEMS_FILE), result.out_dir / HTML_FILE)
     console.print(f"run directory: {result.out_dir} (report.json, report.html, items.jsonl, run.log)")
     if share is not None:
         console.print(f"shard {share}: join all {share.count} run directories with `sfteval report --merge`")
-    if not result.complete:
+    if not result.complete or interrupts.received:
         raise typer.Exit(130)
     if gate is not None:
         finish_gate(report, console, junit=None, markdown=None)

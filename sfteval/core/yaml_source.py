@@ -28,7 +28,7 @@ def compose_yaml(text: str, path: Path, what: str) -> tuple[yaml.Node, Any]:
     """The YAML node tree (with line marks) and its data; syntax errors, control characters, an empty document
     and duplicate keys are UserErrors naming the file (and line) and `what` the file is."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = yaml.SafeLoader(text)  # inside the try: the reader rejects control characters as it is made
         try:
             root = loader.get_single_node()
             if root is None:
@@ -37,6 +37,9 @@ def compose_yaml(text: str, path: Path, what: str) -> tuple[yaml.Node, Any]:
             return root, loader.construct_document(root)
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as error:
+        number = text[: error.position].count("\n") + 1
+        raise UserError(f"{path}:{number}: invalid YAML ({error.reason}: #x{error.character:04x})") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""

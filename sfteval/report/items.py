@@ -26,11 +26,20 @@ def items_path(path: Path, report: Report) -> Path:
 def load_items(path: Path) -> list[ItemRecord]:
     """Every record of an items.jsonl; a malformed line is a UserError naming the file and line."""
     records = []
+    seen: dict[tuple[str, str, str, str], str] = {}
     for where, row in read_jsonl(path, "item records", objects=False, allow_empty=True):
         try:
-            records.append(ItemRecord.model_validate(row))
+            record = ItemRecord.model_validate(row)
         except ValidationError as error:
             raise UserError(f"{where}: invalid item record ({error.errors()[0]['msg']})") from None
+        key = (record.probe, record.variant, record.template, record.item_id)
+        if key in seen:  # pairing by item would count it twice
+            line = seen[key].rsplit(":", 1)[1]
+            raise UserError(
+                f"{where}: duplicate item record (the same probe, variant, template and item as line {line})"
+            )
+        seen[key] = where
+        records.append(record)
     return records
 
 

@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from sfteval.core.errors import UserError
 from sfteval.core.requests import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
 from sfteval.core.variants import Variant
+from sfteval.discovery import read_json_object
 from sfteval.engines.config import EngineConfig
 from sfteval.engines.encoding import Encoder
 from sfteval.engines.fingerprint import fingerprint_model
 from sfteval.engines.hf.batches import Runtime, generate_requests
 from sfteval.engines.hf.shared_context import score_with_shared_contexts
+from sfteval.weights import load_causal_lm
 
 DEFAULT_MAX_LENGTH = 2048
 _LENGTH_ATTRIBUTES = ("n_positions", "max_position_embeddings", "n_ctx")
@@ -106,18 +109,12 @@ class _LoadedModel:
     """One base model in memory with the peft adapters attached to it so far."""
 
     def __init__(self, path: Path, tokenizer: Any, config: EngineConfig, device: torch.device) -> None:
-        from transformers import AutoModelForCausalLM
-
-        try:
-            model = AutoModelForCausalLM.from_pretrained(
-                path,
-                dtype=resolve_dtype(config, device),
-                use_safetensors=True,
-                trust_remote_code=config.trust_remote_code,
-                device_map=device,
-            )
-        except (OSError, ValueError) as error:
-            raise UserError(f"{path}: cannot load the model ({error})") from None
+        model = load_causal_lm(
+            path,
+            dtype=resolve_dtype(config, device),
+            trust_remote_code=config.trust_remote_code,
+            device_map=device,
+        )
         self.path = path
         # Frozen: matmul folds a batched input differently when the weight requires grad (even under no_grad), so
         # results would depend on it; the training callback freezes the live model the same way while it probes.
@@ -140,7 +137,7 @@ class _LoadedModel:
                 self.model = PeftModel.from_pretrained(
                     self.base_model, str(adapter_path), adapter_name=name, is_trainable=False
                 )
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
             raise UserError(f"{adapter_path}: cannot load the adapter onto {self.path} ({error})") from None
         self.model.eval()
         self.adapters[adapter_path] = name
@@ -167,6 +164,7 @@ def _check_adapter_directory(path: Path) -> None:
         raise UserError(
             f"{path}: adapter has no adapter_model.safetensors", hint="sfteval never unpickles weights"
         )
+    read_json_object(path / "adapter_config.json")
 
 
 class HFEngine:

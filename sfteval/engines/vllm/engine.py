@@ -111,6 +111,11 @@ def llm_arguments(
     if not on_gpu:
         arguments["gpu_memory_utilization"] = CPU_MEMORY_SHARE
     arguments.update(config.extra)
+    if arguments.get("load_format", "safetensors") != "safetensors":
+        raise UserError(
+            f"--engine-arg load_format={arguments['load_format']}: sfteval loads safetensors only, never pickles"
+        )
+    arguments["load_format"] = "safetensors"
     arguments["dtype"] = dtype
     if lora_rank > 0:
         arguments["enable_lora"] = True
