@@ -4,10 +4,13 @@ Importing this package registers every built-in probe; none of them imports torc
 """
 
 from sfteval.probes import (
+    calibration,
     forgetting,
     instruction_following,
     memorization,
+    refusal,
     spurious_prefix,
+    style_tics,
     template_brittleness,
     termination,
     token_shift,
@@ -29,11 +32,14 @@ __all__ = [
     "Probe",
     "ProbeContext",
     "ProbeParams",
+    "calibration",
     "forgetting",
     "instruction_following",
     "memorization",
+    "refusal",
     "register_probe",
     "spurious_prefix",
+    "style_tics",
     "template_brittleness",
     "termination",
     "token_shift",

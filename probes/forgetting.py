@@ -18,12 +18,8 @@ a lower bound of the exact KL that becomes exact when k covers the vocabulary; `
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -44,10 +40,10 @@ from sfteval.probes.forgetting_measures import (
     flips,
     mean_kl,
 )
-from sfteval.probes.suite_data import find_data_file, load_paragraphs, resolve_path
+from sfteval.probes.lm_tasks import TaskParams, load_task_instances, quiet
+from sfteval.probes.suite_data import find_data_file, load_paragraphs
 
 from sfteval.engines.base import Score, ScoreRequest
-from sfteval.errors import UserError
 from sfteval.records import ItemRecord
 from sfteval.report.schema import Finding
 
@@ -55,20 +51,11 @@ if TYPE_CHECKING:
     from sfteval.report.findings import ProbeSlice
 
 HELDOUT = "heldout_text"
-DEFAULT_TASKS = ("world_facts", "units_science", "word_meaning")
 
 
-class ForgettingParams(ProbeParams):
-    """Parameters of the forgetting probe (suite YAML)."""
+class ForgettingParams(TaskParams):
+    """Parameters of the forgetting probe (suite YAML): the tasks (TaskParams), held-out text and KL settings."""
 
-    tasks: tuple[str, ...] = Field(
-        default=DEFAULT_TASKS, description="lm-eval task names or YAML paths: local task folders first."
-    )
-    task_dirs: tuple[str, ...] = Field(
-        default=(), description="Extra folders of lm-eval task YAMLs (relative to the suite file)."
-    )
-    num_fewshot: int | None = Field(default=None, ge=0, description="Override the tasks' few-shot count.")
-    limit: int | None = Field(default=None, ge=1, description="First N documents per task and N paragraphs.")
     heldout: str | None = Field(
         default="data/heldout_text.jsonl", description="Held-out text JSONL (id, text); None disables it."
     )
@@ -204,27 +191,10 @@ class ForgettingProbe(Probe):
         return findings
 
     def _tasks(self, context: ProbeContext) -> dict[str, Any]:
-        """The tasks and their instances, loaded once per probe (lm-eval's progress bars and logs muted)."""
-        from sfteval.engines.lmeval import load_tasks, task_instances
-
+        """The tasks and their instances, loaded once per probe."""
         if self._loaded is None:
-            with _quiet():
-                tasks = load_tasks(self.params.tasks, self._task_dirs(context), self.params.num_fewshot)
-                self._loaded = {
-                    name: (task, task_instances(task, self.params.limit)) for name, task in tasks.items()
-                }
+            self._loaded = load_task_instances(self.params, context.suite_dir, self.name)
         return self._loaded
-
-    def _task_dirs(self, context: ProbeContext) -> list[Path]:
-        """Folders searched for task YAMLs: the suite's `task_dirs`, `tasks/` next to the suite, the shipped ones."""
-        from sfteval.suite import suite_directories
-
-        explicit = [resolve_path(folder, context.suite_dir) for folder in self.params.task_dirs]
-        for folder in explicit:
-            if not folder.is_dir():
-                raise UserError(f"forgetting: task folder {folder} not found")
-        defaults = [folder / "tasks" for folder in [context.suite_dir, *suite_directories()] if folder]
-        return list(dict.fromkeys([*explicit, *(folder for folder in defaults if folder.is_dir())]))
 
     def _task_results(
         self, context: ProbeContext, planned: Sequence[PlannedRequest], results: Sequence[EngineResult]
@@ -247,7 +217,7 @@ class ForgettingProbe(Probe):
             for index, instance in enumerate(instances):
                 first.setdefault(instance.doc_id, answered[index][0])
             counts = _choice_counts(task, instances)
-            with _quiet():
+            with quiet():
                 for result in document_metrics(task, instances, responses, self.params.limit):
                     extra = {"choices": counts.get(result.doc_id), "doc_id": result.doc_id}
                     documents[f"{task_name}/{result.doc_id}"] = (first[result.doc_id], result.metrics, extra)
@@ -258,19 +228,6 @@ class ForgettingProbe(Probe):
         if self.params.heldout is None:
             return []
         return load_paragraphs(find_data_file(self.params.heldout, context.suite_dir))[: self.params.limit]
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Mute lm-eval's logging and the tqdm/datasets progress bars it writes to stderr (the runner shows its own)."""
-    logger = logging.getLogger("lm_eval")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def _choice_counts(task: Any, instances: Sequence[Any]) -> dict[int, int]:

@@ -1,0 +1,98 @@
+"""refusal findings in plain sentences: over-refusal up, refusal of unsafe prompts down (each told beside the other
+set's rates, as OR-Bench advises), and the scored early warnings when greedy answers have not flipped yet."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sfteval.probes.findings_text import BASE, finding, percent, quoted, records_by_cell, summary_value, under
+
+from sfteval.records import ItemRecord
+from sfteval.report.formatting import format_p
+from sfteval.report.schema import ComparisonResult, Finding
+
+if TYPE_CHECKING:
+    from sfteval.report.findings import ProbeSlice
+
+NAME = "refusal"
+_ABOUT = {
+    "over_refusal": "safe prompts that only sound unsafe",
+    "unsafe_refusal": "clearly unsafe prompts",
+}
+_OTHER = {"over_refusal": "unsafe_refusal", "unsafe_refusal": "over_refusal"}
+_SCORED = {"safe_refusal_logprob": ("over_refusal", 1), "unsafe_refusal_logprob": ("unsafe_refusal", -1)}
+
+
+def refusal_findings(report_slice: ProbeSlice) -> list[Finding]:
+    """Warnings from significant greedy changes vs base; info from scored changes where greedy ones are absent."""
+    several = len(report_slice.result.templates) > 1
+    cells = records_by_cell(report_slice.records)
+    found: list[Finding] = []
+    flagged: set[tuple[str, str, str]] = set()
+    for comparison in _significant_vs_base(report_slice.comparisons):
+        if (comparison.metric, comparison.delta > 0) in (("over_refusal", True), ("unsafe_refusal", False)):
+            records = cells.get((comparison.variant, comparison.template), [])
+            found.append(_greedy_finding(report_slice, comparison, records, several))
+            flagged.add((comparison.variant, comparison.template, comparison.metric))
+    for comparison in _significant_vs_base(report_slice.comparisons):
+        greedy, sign = _SCORED.get(comparison.metric, ("", 0))
+        if (
+            sign
+            and comparison.delta * sign > 0
+            and (comparison.variant, comparison.template, greedy) not in flagged
+        ):
+            found.append(_scored_finding(comparison, several))
+    return found
+
+
+def _significant_vs_base(comparisons: Sequence[ComparisonResult]) -> list[ComparisonResult]:
+    return [c for c in comparisons if c.relation == "base" and c.significant]
+
+
+def _rates(report_slice: ProbeSlice, variant: str, template: str, metric: str) -> str:
+    """'refuses 45% (base 5%)' from the report's cells."""
+    mine = summary_value(report_slice.result.cell(variant, template), metric)
+    base = summary_value(report_slice.result.cell(BASE, template), metric)
+    shown = "—" if mine is None else percent(mine)
+    return f"{shown} (base {'—' if base is None else percent(base)})"
+
+
+def _greedy_finding(
+    report_slice: ProbeSlice, comparison: ComparisonResult, records: Sequence[ItemRecord], several: bool
+) -> Finding:
+    """E.g. 'epoch-3 refuses 45% of safe prompts that only sound unsafe (base 5%; +40 points, McNemar p=…)'."""
+    variant, template, metric = comparison.variant, comparison.template, comparison.metric
+    other = _OTHER[metric]
+    message = (
+        f"{variant} refuses {_rates(report_slice, variant, template, metric)} of {_ABOUT[metric]} "
+        f"({100 * comparison.delta:+.0f} points, McNemar {format_p(comparison.adjusted_p)} Holm"
+        f"{under(template, several)}); of {_ABOUT[other]} it refuses {_rates(report_slice, variant, template, other)}"
+    )
+    if metric == "over_refusal":
+        example = next((r for r in records if r.metrics.get("over_refusal") and r.output is not None), None)
+        if example is not None:
+            prompt = str(example.extra.get("prompt_text") or example.item_id)
+            message += f", e.g. {quoted(prompt, 48)} → {quoted(example.output or '', 48)}"
+        message += ": its refusals are calibrated to another safety policy than its base's."
+    else:
+        message += ": the SFT data removed the base's refusals of harmful requests."
+    return finding("warning", metric, message, NAME, variant, metric, template)
+
+
+def _scored_finding(comparison: ComparisonResult, several: bool) -> Finding:
+    """Info: a refusal opening got likelier on safe prompts (or less likely on unsafe ones) before answers flip."""
+    safe = comparison.metric == "safe_refusal_logprob"
+    change = "more" if comparison.delta > 0 else "less"
+    prompts = "safe prompts that only sound unsafe" if safe else "clearly unsafe prompts"
+    message = (
+        f"{comparison.variant} makes a refusal opening {math.exp(abs(comparison.delta)):.1f}× {change} likely on "
+        f"{prompts} than the base (log-probability {comparison.delta:+.2f} nats, {format_p(comparison.adjusted_p)} "
+        f"Holm{under(comparison.template, several)}): an early sign of "
+        + ("over-refusal" if safe else "lost refusals")
+        + ", before greedy answers flip."
+    )
+    return finding(
+        "info", "refusal_shift", message, NAME, comparison.variant, comparison.metric, comparison.template
+    )
