@@ -68,16 +68,17 @@ def _greedy_finding(
     message = (
         f"{variant} refuses {_rates(report_slice, variant, template, metric)} of {_ABOUT[metric]} "
         f"({100 * comparison.delta:+.0f} points, McNemar {format_p(comparison.adjusted_p)} Holm"
-        f"{under(template, several)}); of {_ABOUT[other]} it refuses {_rates(report_slice, variant, template, other)}"
+        f"{under(template, several)})"
     )
-    if metric == "over_refusal":
-        example = next((r for r in records if r.metrics.get("over_refusal") and r.output is not None), None)
-        if example is not None:
-            prompt = str(example.extra.get("prompt_text") or example.item_id)
-            message += f", e.g. {quoted(prompt, 48)} → {quoted(example.output or '', 48)}"
-        message += ": its refusals are calibrated to another safety policy than its base's."
-    else:
-        message += ": the SFT data removed the base's refusals of harmful requests."
+    example = next((r for r in records if r.metrics.get("over_refusal") and r.output is not None), None)
+    if metric == "over_refusal" and example is not None:
+        prompt = str(example.extra.get("prompt_text") or example.item_id)
+        message += f", e.g. {quoted(prompt, 50)} → {quoted(example.output or '', 50)}"
+    message += f"; of {_ABOUT[other]} it refuses {_rates(report_slice, variant, template, other)}: " + (
+        "its refusals follow another safety policy than its base's."
+        if metric == "over_refusal"
+        else "the SFT data removed the base's refusals of harmful requests."
+    )
     return finding("warning", metric, message, NAME, variant, metric, template)
 
 
