@@ -40,7 +40,7 @@ from sfteval.probes.forgetting_measures import (
     flips,
     mean_kl,
 )
-from sfteval.probes.lm_tasks import TaskParams, load_task_instances, quiet
+from sfteval.probes.lm_tasks import TaskParams, instance_requests, load_task_instances, quiet
 from sfteval.probes.suite_data import find_data_file, load_paragraphs
 
 from sfteval.engines.base import Score, ScoreRequest
@@ -91,17 +91,9 @@ class ForgettingProbe(Probe):
         self._loaded: dict[str, Any] | None = None
 
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
-        """Every lm-eval instance of every task, then one top-k scoring request per held-out paragraph."""
-        from sfteval.engines.lmeval import instance_request
-
-        planned = []
-        for task_name, (_, instances) in self._tasks(context).items():
-            for index, instance in enumerate(instances):
-                item_id = f"{task_name}/{instance.doc_id}"
-                request = instance_request(instance)
-                planned.append(
-                    PlannedRequest(item_id, item_id, task_name, request, tag=f"{task_name}#{index}")
-                )
+        """Every lm-eval instance of every task (under its task's name), then one top-k scoring request per
+        held-out paragraph."""
+        planned = instance_requests(self._tasks(context))
         for paragraph in self._paragraphs(context):
             request = ScoreRequest(context="", continuation=paragraph["text"], top_k=self.params.kl_top_k)
             item_id = f"heldout/{paragraph['id']}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from sfteval.probes.base import ProbeParams
+from sfteval.probes.base import PlannedRequest, ProbeParams
 from sfteval.probes.suite_data import resolve_path
 
 from sfteval.errors import UserError
@@ -59,6 +59,24 @@ def load_task_instances(
     with quiet():
         tasks = load_tasks(params.tasks, folders, params.num_fewshot)
         return {name: (task, task_instances(task, params.limit)) for name, task in tasks.items()}
+
+
+def instance_requests(
+    loaded: dict[str, tuple[Any, list[Any]]], template: str | None = None
+) -> list[PlannedRequest]:
+    """One engine request per lm-eval instance: item `task/doc_id`, tag `task#index` (the instance's position),
+    under `template` (default: the task's name, so the report's cells are per task)."""
+    from sfteval.engines.lmeval import instance_request
+
+    planned = []
+    for task_name, (_, instances) in loaded.items():
+        for index, instance in enumerate(instances):
+            item_id = f"{task_name}/{instance.doc_id}"
+            cell = template or task_name
+            planned.append(
+                PlannedRequest(item_id, item_id, cell, instance_request(instance), tag=f"{task_name}#{index}")
+            )
+    return planned
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from sfteval.probes.base import EngineResult, MetricSpec, PlannedRequest, Probe, ProbeContext, register_probe
-from sfteval.probes.lm_tasks import TaskParams, load_task_instances
+from sfteval.probes.lm_tasks import TaskParams, instance_requests, load_task_instances
 
 from sfteval.engines.base import Score
 from sfteval.errors import UserError
@@ -77,16 +77,8 @@ class CalibrationProbe(Probe):
         self._loaded: dict[str, tuple[Any, list[Any]]] | None = None
 
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
-        """Every instance of every multiple-choice task: forgetting's requests, byte for byte."""
-        from sfteval.engines.lmeval import instance_request
-
-        planned = []
-        for task_name, (_, instances) in self._tasks(context).items():
-            for index, instance in enumerate(instances):
-                item_id = f"{task_name}/{instance.doc_id}"
-                request = instance_request(instance)
-                planned.append(PlannedRequest(item_id, item_id, POOLED, request, tag=f"{task_name}#{index}"))
-        return planned
+        """Every instance of every multiple-choice task, pooled: forgetting's requests, byte for byte."""
+        return instance_requests(self._tasks(context), POOLED)
 
     def records(
         self, context: ProbeContext, planned: Sequence[PlannedRequest], results: Sequence[EngineResult]
