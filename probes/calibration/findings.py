@@ -27,22 +27,25 @@ def calibration_findings(
 ) -> list[Finding]:
     """One warning per variant whose ECE or overconfident-wrong share rose significantly vs base."""
     cells = records_by_cell(report_slice.records)
-    differences = {
-        (variant, template): _ece_difference(
-            records, cells.get((BASE, template), []), bins, n_resamples, seed
+    differences: dict[tuple[str, str], EceDifference] = {}
+    for (variant, template), records in cells.items():
+        base = cells.get((BASE, template))
+        found = (
+            None
+            if variant == BASE or base is None
+            else _ece_difference(records, base, bins, n_resamples, seed)
         )
-        for (variant, template), records in cells.items()
-        if variant != BASE and (BASE, template) in cells
-    }
-    tested = [key for key, difference in differences.items() if difference is not None]
-    adjusted = dict(zip(tested, stats.holm([differences[key].p_value for key in tested], ALPHA), strict=True))  # type: ignore[union-attr]
+        if found is not None:
+            differences[(variant, template)] = found
+    p_values = [difference.p_value for difference in differences.values()]
+    adjusted = dict(zip(differences, stats.holm(p_values, ALPHA), strict=True))
     rising = {
         (c.variant, c.template): c
         for c in report_slice.comparisons
         if c.metric == "overconfident_wrong" and c.relation == "base" and c.significant and c.delta > 0
     }
     findings = []
-    for key in dict.fromkeys([*tested, *rising]):
+    for key in dict.fromkeys([*differences, *rising]):
         difference, holm = differences.get(key), adjusted.get(key)
         ece_up = difference is not None and holm is not None and holm.significant and difference.delta > 0
         if not ece_up and key not in rising:
@@ -68,10 +71,10 @@ def _ece_difference(
         return None
 
     def sides(index: int) -> tuple[list[float], list[float]]:
+        """(confidences, correctness) of one side (0: the variant, 1: the base) of the pairs."""
         chosen = [pair[index] for pair in pairs]
-        return [float(r.metrics["confidence"] or 0) for r in chosen], [
-            float(r.metrics["correct"] or 0) for r in chosen
-        ]
+        confidences = [float(record.metrics["confidence"] or 0) for record in chosen]
+        return confidences, [float(record.metrics["correct"] or 0) for record in chosen]
 
     return paired_ece_difference(sides(0), sides(1), bins, n_resamples, seed)
 
