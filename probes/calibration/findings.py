@@ -107,8 +107,20 @@ def _message(
             f"its expected calibration error is {ece or 0:.3f} (base {base_ece or 0:.3f}; {difference.delta:+.3f}, "
             f"95% CI [{difference.low:+.3f}, {difference.high:+.3f}], paired bootstrap {format_p(1.0 if adjusted_p is None else adjusted_p)} Holm)"
         )
+    confidence, accuracy = summary_value(cell, "confidence"), summary_value(cell, "correct")
+    base_confidence, base_accuracy = (
+        summary_value(base_cell, "confidence"),
+        summary_value(base_cell, "correct"),
+    )
+    if None not in (confidence, accuracy, base_confidence, base_accuracy):
+        parts.append(
+            f"its mean confidence is {confidence:.2f} at {percent(accuracy or 0)} accuracy "
+            f"(base {base_confidence:.2f} at {percent(base_accuracy or 0)})"
+        )
     return (
         f"{variant} is more confidently wrong than its base: "
-        + ", and ".join(parts)
-        + ". Training on answers the base did not know teaches confident guessing (Gekhman et al. 2024)."
+        + "; ".join(parts)
+        + ". Confidence above accuracy "
+        "comes from answers trained without the knowledge behind them (Gekhman et al. 2024) or from knowledge "
+        "lost at unchanged confidence."
     )

@@ -82,13 +82,21 @@ def _greedy_finding(
     return finding("warning", metric, message, NAME, variant, metric, template)
 
 
+def _times(nats: float) -> str:
+    """e^nats as a factor: '3.2×', '240×', or 'over 10,000×' (beyond that the number says nothing more)."""
+    factor = math.exp(nats)
+    if factor >= 10_000:
+        return "over 10,000×"
+    return f"{factor:.1f}×" if factor < 100 else f"{factor:,.0f}×"
+
+
 def _scored_finding(comparison: ComparisonResult, several: bool) -> Finding:
     """Info: a refusal opening got likelier on safe prompts (or less likely on unsafe ones) before answers flip."""
     safe = comparison.metric == "safe_refusal_logprob"
     change = "more" if comparison.delta > 0 else "less"
     prompts = "safe prompts that only sound unsafe" if safe else "clearly unsafe prompts"
     message = (
-        f"{comparison.variant} makes a refusal opening {math.exp(abs(comparison.delta)):.1f}× {change} likely on "
+        f"{comparison.variant} makes a refusal opening {_times(abs(comparison.delta))} {change} likely on "
         f"{prompts} than the base (log-probability {comparison.delta:+.2f} nats, {format_p(comparison.adjusted_p)} "
         f"Holm{under(comparison.template, several)}): an early sign of "
         + ("over-refusal" if safe else "lost refusals")

@@ -157,18 +157,23 @@ def learned_phrases(
 
 def _fold_nested(ranked: Sequence[LearnedPhrase]) -> list[LearnedPhrase]:
     """Drop a phrase inside a kept one that it rarely occurs without; a longer phrase that (nearly always) carries
-    a kept one replaces it in its place."""
+    kept ones takes the place of the first of them and the others go."""
     kept: list[LearnedPhrase] = []
     for candidate in ranked:
-        inner = next((i for i, k in enumerate(kept) if _inside(candidate.phrase.words, k.phrase.words)), None)
-        if inner is not None and kept[inner].count >= NESTED * candidate.count:
+        words = candidate.phrase.words
+        if any(_inside(words, k.phrase.words) and k.count >= NESTED * candidate.count for k in kept):
             continue
-        outer = next((i for i, k in enumerate(kept) if _inside(k.phrase.words, candidate.phrase.words)), None)
-        if outer is not None and candidate.count >= NESTED * kept[outer].count:
-            kept[outer] = candidate
-            continue
-        kept.append(candidate)
-    return list(dict.fromkeys(kept))
+        carried = [
+            index
+            for index, k in enumerate(kept)
+            if _inside(k.phrase.words, words) and candidate.count >= NESTED * k.count
+        ]
+        if carried:
+            kept[carried[0]] = candidate
+            kept = [k for index, k in enumerate(kept) if index not in carried[1:]]
+        else:
+            kept.append(candidate)
+    return kept
 
 
 def _inside(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
