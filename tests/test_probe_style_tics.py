@@ -91,6 +91,9 @@ def test_learned_phrases_rank_a_fixed_sign_off_first_and_fold_its_ngrams() -> No
     assert (ranked[0].count, ranked[0].base_count) == (16, 0) and ranked[0].low > 1
     assert not any(p.phrase.kind == "ngram" and "hope" in p.phrase.words for p in ranked)  # folded into it
     assert learned_phrases(base, base) == []
+    apologetic = [f"I'm sorry, but I can't say {answer.lower()}" for answer in base[:8]] + base[8:]
+    joined = learned_phrases(apologetic, base)
+    assert joined[0].phrase.text == "i'm sorry but i can't say the" and joined[0].count == 8
     assert "closer:i hope this helps!" in response_phrases(f"A. {TIC}")
 
 

@@ -7,11 +7,13 @@ responses that contain it (or open / close with it). The rate ratio variant / ba
 0.5 added to every count, so a phrase the base never uses still gets a finite ratio. A phrase is learned when it
 occurs in at least `min_count` responses and its interval lies above `min_ratio`. Learned phrases are ranked by the
 interval's lower bound; a phrase nested in a higher-ranked one that it barely occurs without is folded into it, so
-"I hope this helps!" is reported once, not with each of its n-grams.
+"I hope this helps!" is reported once, not with each of its n-grams, and overlapping n-grams that nearly always
+occur together are joined into the longer phrase they form ("i'm sorry but i can't").
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -138,21 +140,86 @@ def learned_phrases(
         return []
     counts, first = phrase_counts(outputs)
     base_counts, _ = phrase_counts(base_outputs)
-    learned = []
-    for key, count in counts.items():
-        if count < min_count:
-            continue
-        ratio, low, high = rate_ratio(count, len(outputs), base_counts.get(key, 0), len(base_outputs))
-        if low > min_ratio:
-            learned.append(
-                LearnedPhrase(first[key], count, len(outputs), base_counts.get(key, 0), len(base_outputs),
-                              ratio, low, high)
-            )  # fmt: skip
-    kind_order = {"closer": 0, "opener": 1, "ngram": 2}
-    learned.sort(
-        key=lambda p: (-p.low, -len(p.phrase.words), kind_order[p.phrase.kind], -p.count, p.phrase.key)
+    learned = [
+        found
+        for key, count in counts.items()
+        if count >= min_count
+        and (
+            found := _learned(first[key], count, len(outputs), base_counts.get(key, 0), len(base_outputs))
+        ).low
+        > min_ratio
+    ]
+    kept = _fold_nested(_ranked(learned))
+    joined = _join_overlapping(kept, outputs, base_outputs)
+    return kept if joined == kept else _fold_nested(_ranked(joined))
+
+
+def _learned(phrase: Phrase, count: int, total: int, base_count: int, base_total: int) -> LearnedPhrase:
+    return LearnedPhrase(
+        phrase, count, total, base_count, base_total, *rate_ratio(count, total, base_count, base_total)
     )
-    return _fold_nested(learned)
+
+
+def _ranked(learned: Sequence[LearnedPhrase]) -> list[LearnedPhrase]:
+    """By the interval's lower bound; ties: longer phrases, closers, openers, then n-grams, then more uses."""
+    kind_order = {"closer": 0, "opener": 1, "ngram": 2}
+    return sorted(
+        learned,
+        key=lambda p: (-p.low, -len(p.phrase.words), kind_order[p.phrase.kind], -p.count, p.phrase.key),
+    )
+
+
+def _join_overlapping(
+    kept: Sequence[LearnedPhrase], outputs: Sequence[str], base_outputs: Sequence[str]
+) -> list[LearnedPhrase]:
+    """Join two n-grams where the second starts with (at least two of) the last words of the first into one phrase,
+    when nearly all their uses are that phrase ("i'm sorry but i" + "but i can't" -> "i'm sorry but i can't")."""
+    joined = list(kept)
+    for _ in range(len(kept)):
+        found = next(
+            (
+                (first, second, words)
+                for first in joined
+                for second in joined
+                if first is not second
+                and first.phrase.kind == second.phrase.kind == "ngram"
+                and (words := _overlap(first.phrase.words, second.phrase.words))
+                and _containing(outputs, words) >= NESTED * max(first.count, second.count)
+            ),
+            None,
+        )
+        if found is None:
+            break
+        first, second, words = found
+        phrase = Phrase("ngram", "ngram:" + " ".join(words), " ".join(words), words)
+        merged = _learned(
+            phrase,
+            _containing(outputs, words),
+            len(outputs),
+            _containing(base_outputs, words),
+            len(base_outputs),
+        )
+        joined = [merged if p is first else p for p in joined if p is not second]
+    return joined
+
+
+def _overlap(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    """first + the rest of second, when second starts with two or more of first's last words (longest overlap);
+    empty otherwise."""
+    for size in range(min(len(first), len(second) - 1), 1, -1):
+        if first[-size:] == second[:size]:
+            return first + second[size:]
+    return ()
+
+
+def _containing(texts: Sequence[str], words: tuple[str, ...]) -> int:
+    """How many texts hold `words` as a run within one sentence."""
+    return sum(any(_inside(words, part) for part in _sentence_tokens(text)) for text in texts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sentence_tokens(text: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(tokens(part) for part in sentences(text))
 
 
 def _fold_nested(ranked: Sequence[LearnedPhrase]) -> list[LearnedPhrase]:
