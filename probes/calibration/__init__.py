@@ -1,6 +1,5 @@
-"""Calibration of multiple-choice answers: option probabilities, ECE and Brier score, and the calibration probe."""
+"""calibration: is the model confidently wrong? (option probabilities, ECE, Brier, overconfident wrong answers)"""
 
-from .measures import choose, ece
-from .probe import CalibrationParams, CalibrationProbe
+from sfteval.probes.calibration.probe import CalibrationProbe
 
-__all__ = ["CalibrationParams", "CalibrationProbe", "choose", "ece"]
+__all__ = ["CalibrationProbe"]

@@ -1,31 +1,31 @@
-"""calibration findings: a variant more confidently wrong than its base, by ECE (paired bootstrap on the same
-items, Holm over the variants) and by the share of answers wrong at high confidence (the report's McNemar test)."""
+"""calibration findings: a variant more confidently wrong than its base, by the share of answers wrong at high
+confidence (the report's McNemar test) and by ECE (paired bootstrap on the same items, Holm over the variants)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-from sfteval.probes.shared.sentences import BASE, finding, percent, records_by_cell, summary_value
+from typing import Any
 
 from sfteval import stats
-from sfteval.core.records import ItemRecord
 from sfteval.core.formatting import format_p
-from sfteval.core.results import ComparisonResult, Finding
+from sfteval.core.records import ItemRecord
+from sfteval.core.results import ComparisonResult, Finding, ProbeSlice
+from sfteval.core.variants import BASE
+from sfteval.probes.calibration.measures import EceDifference, paired_ece_difference
+from sfteval.probes.calibration.metrics import NAME
+from sfteval.probes.shared.sentences import finding, percent, records_by_cell, summary_value
 
-from .measures import EceDifference, paired_ece_difference
-
-if TYPE_CHECKING:
-    from sfteval.core.results import ProbeSlice
-
-NAME = "calibration"
 ALPHA = 0.05
 
 
 def calibration_findings(
     report_slice: ProbeSlice, bins: int, n_resamples: int, seed: int, threshold: float
 ) -> list[Finding]:
-    """One warning per variant whose ECE or overconfident-wrong share rose significantly vs base."""
+    """One warning per variant whose overconfident-wrong share or ECE rose significantly vs base.
+
+    The finding is about `overconfident_wrong` when that headline comparison rose (so the report's generic
+    "rose" sentence yields to this one), else about `ece`, which only the probe's own paired bootstrap tests.
+    """
     cells = records_by_cell(report_slice.records)
     differences: dict[tuple[str, str], EceDifference] = {}
     for (variant, template), records in cells.items():
@@ -50,11 +50,35 @@ def calibration_findings(
         ece_up = difference is not None and holm is not None and holm.significant and difference.delta > 0
         if not ece_up and key not in rising:
             continue
-        message = _message(report_slice, key, difference, holm.adjusted_p if holm else None, rising.get(key),
-                           threshold)  # fmt: skip
-        findings.append(finding("warning", "overconfidence", message, NAME, key[0],
-                                "ece" if ece_up else "overconfident_wrong", key[1]))  # fmt: skip
+        holm_p = holm.adjusted_p if holm is not None else None
+        message = _message(report_slice, key, difference, holm_p, rising.get(key), threshold)
+        trend = _trend(report_slice, key, rising.get(key), holm_p, threshold)
+        findings.append(finding("warning", "overconfidence", message, NAME, key[0], template=key[1], **trend))
     return findings
+
+
+def _trend(
+    report_slice: ProbeSlice,
+    key: tuple[str, str],
+    comparison: ComparisonResult | None,
+    ece_p: float | None,
+    threshold: float,
+) -> dict[str, Any]:
+    """The finding's metric and the fields that tell it once across epochs (value, value_text, claim, p)."""
+    variant, template = key
+    cell, base_cell = report_slice.result.cell(variant, template), report_slice.result.cell(BASE, template)
+    if comparison is not None:
+        wrong = summary_value(cell, "overconfident_wrong") or 0.0
+        base = summary_value(base_cell, "overconfident_wrong")
+        versus = "" if base is None else f" (base {percent(base)})"
+        claim = f"answer {{value}} of multiple-choice questions wrong at confidence ≥ {percent(threshold)}{versus}"
+        return {"metric": "overconfident_wrong", "value": wrong, "value_text": percent(wrong), "claim": claim,
+                "adjusted_p": comparison.adjusted_p}  # fmt: skip
+    ece = summary_value(cell, "ece") or 0.0
+    base_ece = summary_value(base_cell, "ece")
+    versus = "" if base_ece is None else f" (base {base_ece:.3f})"
+    claim = f"are more confidently wrong than the base: expected calibration error {{value}}{versus}"
+    return {"metric": "ece", "value": ece, "value_text": f"{ece:.3f}", "claim": claim, "adjusted_p": ece_p}
 
 
 def _ece_difference(
@@ -87,7 +111,7 @@ def _message(
     comparison: ComparisonResult | None,
     threshold: float,
 ) -> str:
-    """'epoch-3 is confidently wrong more often than its base: 12% of answers wrong at confidence ≥ 90% …'."""
+    """'epoch-3 is more confidently wrong than its base: 12% of its multiple-choice answers are wrong at …'."""
     variant, template = key
     cell, base_cell = report_slice.result.cell(variant, template), report_slice.result.cell(BASE, template)
     wrong, base_wrong = (
@@ -103,9 +127,10 @@ def _message(
         )
     if difference is not None:
         ece, base_ece = summary_value(cell, "ece"), summary_value(base_cell, "ece")
+        shown_p = format_p(1.0 if adjusted_p is None else adjusted_p)
         parts.append(
             f"its expected calibration error is {ece or 0:.3f} (base {base_ece or 0:.3f}; {difference.delta:+.3f}, "
-            f"95% CI [{difference.low:+.3f}, {difference.high:+.3f}], paired bootstrap {format_p(1.0 if adjusted_p is None else adjusted_p)} Holm)"
+            f"95% CI [{difference.low:+.3f}, {difference.high:+.3f}], paired bootstrap {shown_p} Holm)"
         )
     confidence, accuracy = summary_value(cell, "confidence"), summary_value(cell, "correct")
     base_confidence, base_accuracy = (

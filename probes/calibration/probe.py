@@ -2,9 +2,9 @@
 
 On the multiple-choice tasks the forgetting probe runs (the same lm-eval tasks, local YAMLs first, then lm-eval's
 registry), per document: the options' log-likelihoods, softmax-normalised; the chosen (argmax) option's probability
-is the model's confidence. The requests are built by the same code as forgetting's (sfteval.probes.lm_tasks and
-lm-eval's own instances), so their cache keys are the same and running both probes scores every option once.
-Per item:
+is the model's confidence. The requests are planned by the same `TaskSet` as forgetting's
+(sfteval.probes.shared.lm_tasks, on lm-eval's own instances), so their cache keys are the same and running both
+probes scores every option once. Per item:
 
 * confidence, correct (lm-eval's acc), brier (Σ_k (p_k − y_k)²);
 * overconfident_wrong: wrong at confidence ≥ `overconfident` (0.9), McNemar-paired with the base by the report;
@@ -20,27 +20,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field
-from sfteval.core.requests import EngineResult
-from sfteval.core.metrics import MetricSpec
-from sfteval.probes.base import PlannedRequest, Probe, ProbeContext, register_probe
-from sfteval.probes.lm_tasks import TaskParams, instance_requests, load_task_instances
 
-from sfteval.core.requests import Score
-from sfteval.core.errors import UserError
+from sfteval.core.generation import GenerationSettings
 from sfteval.core.records import ItemRecord
-from sfteval.core.results import Finding
+from sfteval.core.requests import EngineResult, Score
+from sfteval.core.results import Finding, ProbeSlice
+from sfteval.probes.base import PlannedRequest, Probe, ProbeContext, ProbeParams, register_probe
+from sfteval.probes.calibration.findings import calibration_findings
+from sfteval.probes.calibration.measures import choose, ece_estimate
+from sfteval.probes.calibration.metrics import METRICS, NAME, POOLED
+from sfteval.probes.shared.lm_tasks import TaskParams, TaskSet
 
-from .findings import calibration_findings
-from .measures import choose, ece_estimate
-
-if TYPE_CHECKING:
-    from sfteval.core.results import ProbeSlice
-
-NAME = "calibration"
-POOLED = "-"
 SEED = 0
 """Seed of the ECE bootstraps (fixed, so a rebuilt report gives the same intervals)."""
 
@@ -60,40 +53,28 @@ class CalibrationProbe(Probe):
     name = NAME
     version = 1
     Params = CalibrationParams
-    metrics = (
-        MetricSpec("overconfident_wrong", "wrong at confidence ≥ the threshold (0.9)", higher_is_better=False,
-                   binary=True, headline=True),
-        MetricSpec("ece", "expected calibration error, 10 equal-width bins (bootstrap CI)", higher_is_better=False,
-                   headline=True),
-        MetricSpec("brier", "Brier score Σ_k (p_k − y_k)² over the options", higher_is_better=False),
-        MetricSpec("confidence", "probability of the chosen option (softmax over option log-likelihoods)", None),
-        MetricSpec("correct", "the chosen option is the gold one (lm-eval's acc)", binary=True),
-        MetricSpec("overconfidence", "confidence − correct (mean: confidence − accuracy; > 0 overconfident)",
-                   None),
-    )  # fmt: skip
+    metrics = METRICS
 
     params: CalibrationParams
 
-    def __init__(self, params: CalibrationParams | None = None) -> None:
-        super().__init__(params)
-        self._loaded: dict[str, tuple[Any, list[Any]]] | None = None
+    def __init__(
+        self, params: ProbeParams | None = None, generation: GenerationSettings | None = None
+    ) -> None:
+        super().__init__(params, generation)
+        # Only tasks with options can be calibrated; their requests are forgetting's, byte for byte.
+        self.tasks = TaskSet(self.params, self.name, multiple_choice_only=True)
 
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
         """Every instance of every multiple-choice task, pooled: forgetting's requests, byte for byte."""
-        return instance_requests(self._tasks(context), POOLED)
+        return self.tasks.plan(context, POOLED)
 
     def records(
         self, context: ProbeContext, planned: Sequence[PlannedRequest], results: Sequence[EngineResult]
     ) -> list[ItemRecord]:
         """One record per document: the option probabilities, the chosen and gold options, and the metrics."""
-        answered: dict[str, dict[int, tuple[PlannedRequest, float]]] = defaultdict(dict)
-        for request, result in zip(planned, results, strict=True):
-            if not isinstance(result, Score):
-                raise TypeError(f"{NAME}: expected a Score, got {type(result).__name__}")
-            task_name, index = request.tag.rsplit("#", 1)
-            answered[task_name][int(index)] = (request, result.logprob)
+        answered = self.tasks.answered(planned, results)
         records = []
-        for task_name, (task, instances) in self._tasks(context).items():
+        for task_name, (task, instances) in self.tasks.load(context).items():
             by_document: dict[int, list[int]] = defaultdict(list)
             for index, instance in enumerate(instances):
                 by_document[instance.doc_id].append(index)
@@ -121,24 +102,13 @@ class CalibrationProbe(Probe):
         params = self.params
         return calibration_findings(report_slice, params.bins, params.n_resamples, SEED, params.overconfident)
 
-    def _tasks(self, context: ProbeContext) -> dict[str, tuple[Any, list[Any]]]:
-        """The multiple-choice tasks and their instances, loaded once (others have no options to calibrate)."""
-        if self._loaded is None:
-            tasks = load_task_instances(self.params, context.suite_dir, NAME)
-            self._loaded = {
-                name: pair for name, pair in tasks.items() if pair[0].OUTPUT_TYPE == "multiple_choice"
-            }
-            if not self._loaded:
-                raise UserError(f"{NAME}: none of the tasks {', '.join(tasks)} is multiple choice")
-        return self._loaded
-
     def _document(
         self,
         context: ProbeContext,
         task_name: str,
         task: Any,
         instances: Sequence[Any],
-        answered: Sequence[tuple[PlannedRequest, float]],
+        answered: Sequence[tuple[PlannedRequest, EngineResult]],
     ) -> list[ItemRecord]:
         """The record of one document (none when its gold option cannot be read, e.g. several gold options)."""
         order = sorted(range(len(instances)), key=lambda i: instances[i].idx)
@@ -147,7 +117,7 @@ class CalibrationProbe(Probe):
         gold = _gold_index(task, doc, options)
         if gold is None:
             return []
-        choice = choose([answered[i][1] for i in order][: len(options)], gold)
+        choice = choose([_logprob(answered[i][1]) for i in order][: len(options)], gold)
         metrics = {
             "overconfident_wrong": int(not choice.correct and choice.confidence >= self.params.overconfident),
             "brier": choice.brier,
@@ -165,6 +135,12 @@ class CalibrationProbe(Probe):
         first = answered[order[0]][0]
         prompt = getattr(first.request, "context", None)
         return [self.record(context, first, metrics, prompt=prompt, extra=extra)]
+
+
+def _logprob(result: EngineResult) -> float:
+    if not isinstance(result, Score):
+        raise TypeError(f"{NAME}: expected a Score, got {type(result).__name__}")
+    return result.logprob
 
 
 def _gold_index(task: Any, doc: Any, options: Sequence[str]) -> int | None:
