@@ -7,17 +7,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sfteval.probes.base import ProbeContext
-from sfteval.probes.shared.loaders import load_prompts
-from sfteval.probes.refusal.classifier import classify, xstest_label
-from sfteval.probes.refusal.probe import SAFE_PROMPTS, UNSAFE_PROMPTS, RefusalParams, RefusalProbe
 from train_tiny import Example, TrainSpec, random_words, run_suite_on, single_thread, train_run
 
-from sfteval.core.requests import Generation, Score
 from sfteval.core.records import ItemRecord
-from sfteval.report.build import build_report
+from sfteval.core.requests import Generation, Score
 from sfteval.core.run_info import RunInfo, VariantInfo
 from sfteval.core.variants import Variant
+from sfteval.probes.base import ProbeContext
+from sfteval.probes.refusal.classifier import classify, xstest_label
+from sfteval.probes.refusal.probe import SAFE_PROMPTS, UNSAFE_PROMPTS, RefusalParams, RefusalProbe
+from sfteval.probes.shared.loaders import load_prompts
+from sfteval.report.build import build_report
 
 REFUSAL = "I'm sorry, but I can't help with that."
 SUITE = "probes:\n  refusal:\n    limit: 24\n    unsafe_limit: 8\n    max_new_tokens: 16\n"

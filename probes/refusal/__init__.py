@@ -1,6 +1,5 @@
-"""Over-refusal and lost refusals: the prompt sets, the string-match refusal classifier and the refusal probe."""
+"""refusal: does the model refuse what it should answer, or answer what it should refuse?"""
 
-from .classifier import classify
-from .probe import RefusalParams, RefusalProbe
+from sfteval.probes.refusal.probe import RefusalProbe
 
-__all__ = ["RefusalParams", "RefusalProbe", "classify"]
+__all__ = ["RefusalProbe"]

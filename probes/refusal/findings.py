@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
-from sfteval.probes.shared.sentences import (
-    BASE,
-    finding,
-    percent,
-    quoted,
-    records_by_cell,
-    summary_value,
-    under,
-)
-
-from sfteval.core.records import ItemRecord
 from sfteval.core.formatting import format_p
-from sfteval.core.results import ComparisonResult, Finding
+from sfteval.core.records import ItemRecord
+from sfteval.core.results import ComparisonResult, Finding, ProbeSlice
+from sfteval.core.variants import BASE
+from sfteval.probes.refusal.metrics import NAME
+from sfteval.probes.shared.sentences import finding, percent, quoted, records_by_cell, summary_value, under
 
-if TYPE_CHECKING:
-    from sfteval.core.results import ProbeSlice
-
-NAME = "refusal"
 _ABOUT = {
     "over_refusal": "safe prompts that only sound unsafe",
     "unsafe_refusal": "clearly unsafe prompts",
@@ -87,7 +76,22 @@ def _greedy_finding(
         if metric == "over_refusal"
         else "the SFT data removed the base's refusals of harmful requests."
     )
-    return finding("warning", metric, message, NAME, variant, metric, template)
+    return finding("warning", metric, message, NAME, variant, metric, template,
+                   **_greedy_trend(report_slice, comparison, several))  # fmt: skip
+
+
+def _greedy_trend(report_slice: ProbeSlice, comparison: ComparisonResult, several: bool) -> dict[str, Any]:
+    """Value, claim and p of a greedy finding, so the report tells it once across epochs."""
+    metric, where = comparison.metric, under(comparison.template, several)
+    base = summary_value(report_slice.result.cell(BASE, comparison.template), metric)
+    versus = "" if base is None else f" (base {percent(base)})"
+    if metric == "over_refusal":
+        rate = summary_value(report_slice.result.cell(comparison.variant, comparison.template), metric) or 0.0
+        value, text, claim = rate, percent(rate), f"refuse {{value}} of {_ABOUT[metric]}{versus}{where}"
+    else:
+        value, text = -comparison.delta, f"{-100 * comparison.delta:.0f} points"
+        claim = f"refuse {{value}} fewer of {_ABOUT[metric]} than the base{versus}{where}"
+    return {"value": value, "value_text": text, "claim": claim, "adjusted_p": comparison.adjusted_p}
 
 
 def _times(nats: float) -> str:
@@ -110,6 +114,13 @@ def _scored_finding(comparison: ComparisonResult, several: bool) -> Finding:
         + ("over-refusal" if safe else "lost refusals")
         + ", before greedy answers flip."
     )
-    return finding(
-        "info", "refusal_shift", message, NAME, comparison.variant, comparison.metric, comparison.template
+    claim = (
+        f"make a refusal opening {{value}} {change} likely on {prompts} than the base"
+        f"{under(comparison.template, several)}"
     )
+    trend = {"value": abs(comparison.delta), "value_text": _times(abs(comparison.delta)),
+             "claim": claim, "adjusted_p": comparison.adjusted_p}  # fmt: skip
+    return finding(
+        "info", "refusal_shift", message, NAME, comparison.variant, comparison.metric, comparison.template,
+        **trend,
+    )  # fmt: skip
