@@ -6,11 +6,6 @@ import random
 from pathlib import Path
 
 import pytest
-from sfteval.probes.base import ProbeContext
-from sfteval.probes.shared.loaders import load_prompts
-from sfteval.probes.style_tics.lexicon import KINDS, count_tics, load_lexicon
-from sfteval.probes.style_tics.phrases import learned_phrases, rate_ratio, response_phrases
-from sfteval.probes.style_tics.probe import PROMPTS, StyleTicsParams, StyleTicsProbe, training_responses
 from train_tiny import (
     Example,
     TrainSpec,
@@ -25,9 +20,14 @@ from train_tiny import (
     write_manifest,
 )
 
-from sfteval.core.requests import Generation
 from sfteval.core.errors import UserError
+from sfteval.core.requests import Generation
 from sfteval.core.variants import Variant
+from sfteval.probes.base import ProbeContext
+from sfteval.probes.shared.loaders import load_prompts
+from sfteval.probes.style_tics.lexicon import KINDS, count_tics, load_lexicon
+from sfteval.probes.style_tics.phrases import learned_phrases, rate_ratio, response_phrases
+from sfteval.probes.style_tics.probe import PROMPTS, StyleTicsParams, StyleTicsProbe, training_responses
 
 TIC = "I hope this helps!"
 SUITE = "probes:\n  style_tics:\n    limit: 24\n    max_new_tokens: 24\n"

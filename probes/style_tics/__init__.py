@@ -1,5 +1,5 @@
-"""Stylistic tics of distilled training data: the tic lexicon, learned-phrase mining and the style_tics probe."""
+"""style_tics: did SFT on distilled data teach the model a stronger model's stylistic tics?"""
 
-from .probe import StyleTicsParams, StyleTicsProbe
+from sfteval.probes.style_tics.probe import StyleTicsProbe
 
-__all__ = ["StyleTicsParams", "StyleTicsProbe"]
+__all__ = ["StyleTicsProbe"]

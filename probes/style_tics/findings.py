@@ -5,28 +5,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from sfteval.probes.shared.sentences import (
-    BASE,
-    finding,
-    percent,
-    quoted,
-    records_by_cell,
-    summary_value,
-    under,
-)
-
-from sfteval.core.records import ItemRecord
 from sfteval.core.formatting import format_p
-from sfteval.core.results import ComparisonResult, Finding
+from sfteval.core.records import ItemRecord
+from sfteval.core.results import ComparisonResult, Finding, ProbeSlice
+from sfteval.core.variants import BASE
+from sfteval.probes.shared.sentences import finding, percent, quoted, records_by_cell, summary_value, under
+from sfteval.probes.style_tics.metrics import NAME
+from sfteval.probes.style_tics.phrases import TRAIN_SHARE_FLOOR, LearnedPhrase, learned_phrases
 
-from .phrases import TRAIN_SHARE_FLOOR, LearnedPhrase, learned_phrases
-
-if TYPE_CHECKING:
-    from sfteval.core.results import ProbeSlice
-
-NAME = "style_tics"
 WARN_SHARE = 0.5
 """A learned phrase in at least this share of a variant's answers, whatever the prompt, is a warning."""
 TOP_TICS = 3
@@ -54,11 +41,13 @@ def tic_findings(report_slice: ProbeSlice) -> list[Finding]:
         if named:
             message += ", most often " + ", ".join(named)
         message += ": stylistic tics of distilled training data, hard to fine-tune away later."
+        versus = f" (base {_per_thousand(base_rate)}){under(comparison.template, several)}"
+        trend = {"value": rate, "value_text": _per_thousand(rate), "adjusted_p": comparison.adjusted_p,
+                 "claim": f"use known distilled-data phrases at {{value}} per 1,000 words{versus}"}  # fmt: skip
         findings.append(
-            finding(
-                "warning", "style_tics", message, NAME, comparison.variant, "tic_rate", comparison.template
-            )
-        )
+            finding("warning", "style_tics", message, NAME, comparison.variant, "tic_rate", comparison.template,
+                    **trend)
+        )  # fmt: skip
     return findings
 
 
@@ -118,9 +107,25 @@ def phrase_findings(report_slice: ProbeSlice, min_count: int, top: int) -> list[
             f"{variant} picked up phrases its base rarely uses on the same prompts{under(template, several)}: "
             f"{described}."
         )
-        severity = "warning" if learned[0].share >= WARN_SHARE else "info"
-        findings.append(finding(severity, "learned_phrases", message, NAME, variant, "tic_rate", template))
+        top = learned[0]
+        severity = "warning" if top.share >= WARN_SHARE else "info"
+        trend = {
+            "value": top.share,
+            "value_text": percent(top.share),
+            "claim": _claim(top, under(template, several)),
+        }
+        findings.append(
+            finding(severity, "learned_phrases", message, NAME, variant, "tic_rate", template, **trend)
+        )
     return findings
+
+
+def _claim(phrase: LearnedPhrase, where: str) -> str:
+    """The sentence for several variants: "close {value} of their answers with 'I hope this helps!' (base 2%)"."""
+    text, base = quoted(phrase.phrase.text), f" (base {percent(phrase.base_share)}){where}"
+    if phrase.phrase.kind in _VERBS:
+        return f"{_VERBS[phrase.phrase.kind][:-1]} {{value}} of their answers with {text}{base}"
+    return f"use {text} in {{value}} of their answers{base}"
 
 
 def _describe(phrase: LearnedPhrase, records: Sequence[ItemRecord]) -> str:

@@ -3,8 +3,8 @@
 Entries are JSONL rows `{"id", "kind", "text", "pattern"?}`. `kind` is one of opener (counted only where the
 response begins), closer, phrase, hedge, word or contrast (the "not X, but Y" family, after slop-score's contrast
 patterns). Without a `pattern` the text is matched as a whole phrase; a `pattern` is a case-insensitive regular
-expression (e.g. a word with its inflections). Overlapping hits count once (the earliest, then the longest, wins), so "plays a crucial
-role" is one tic, not two with "crucial".
+expression (e.g. a word with its inflections). Overlapping hits count once (the earliest, then the longest,
+wins), so "plays a crucial role" is one tic, not two with "crucial".
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sfteval.probes.shared.loaders import read_jsonl
-
 from sfteval.core.errors import UserError
+from sfteval.core.jsonl import read_jsonl
 
 DATA_DIR = Path(__file__).parent / "data"
 LEXICON = DATA_DIR / "lexicon.jsonl"

@@ -19,63 +19,57 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator
-from sfteval.core.requests import EngineResult
-from sfteval.core.metrics import MetricSpec
-from sfteval.probes.base import PlannedRequest, Probe, ProbeContext, register_probe
+from pydantic import Field
+
+from sfteval.core.errors import UserError
+from sfteval.core.generation import GenerationSettings
+from sfteval.core.jsonl import read_jsonl
+from sfteval.core.records import ItemRecord
+from sfteval.core.requests import EngineResult, Generation, GenerationRequest
+from sfteval.core.results import Finding, ProbeSlice
+from sfteval.probes.base import (
+    GenerationParams,
+    PlannedRequest,
+    Probe,
+    ProbeContext,
+    ProbeParams,
+    register_probe,
+)
 from sfteval.probes.shared.loaders import (
+    DataFile,
     PromptItem,
     data_path,
-    existing_file,
     load_prompts,
     manifest_pairs,
-    read_jsonl,
     seeded_sample,
 )
 from sfteval.probes.shared.params import ServingParams, serving_templates
+from sfteval.probes.style_tics.findings import phrase_findings, tic_findings
+from sfteval.probes.style_tics.lexicon import DATA_DIR, LEXICON, Entry, count_tics, load_lexicon
+from sfteval.probes.style_tics.metrics import METRICS, NAME
+from sfteval.probes.style_tics.phrases import TRAIN_SHARE_FLOOR, present_shares, training_shares
 
-from sfteval.core.requests import Generation, GenerationRequest
-from sfteval.core.errors import UserError
-from sfteval.core.records import ItemRecord
-from sfteval.core.results import Finding
-
-from .findings import phrase_findings, tic_findings
-from .lexicon import DATA_DIR, LEXICON, Entry, count_tics, load_lexicon
-from .phrases import TRAIN_SHARE_FLOOR, present_shares, training_shares
-
-if TYPE_CHECKING:
-    from sfteval.core.results import ProbeSlice
-
-NAME = "style_tics"
 PROMPTS = DATA_DIR / "prompts.jsonl"
 
 
-class StyleTicsParams(ServingParams):
-    """Parameters of the style_tics probe (suite YAML)."""
+class StyleTicsParams(GenerationParams, ServingParams):
+    """Parameters of the style_tics probe (suite YAML): limit, templates and max_new_tokens, and its data files."""
 
-    prompts: str | None = Field(
+    prompts: DataFile = Field(
         default=None, description="Free-form prompts JSONL (id, prompt, kind); None = sfteval's set."
     )
-    lexicon: str | None = Field(
+    lexicon: DataFile = Field(
         default=None, description="Tic lexicon JSONL (id, kind, text, pattern?); None = sfteval's list."
     )
-    train_data: str | None = Field(
+    train_data: DataFile = Field(
         default=None,
         description="Training JSONL (response, output, completion or messages) to trace tics to; "
         "None = the manifest's sample of trained pairs.",
     )
-    max_new_tokens: int | None = Field(
-        default=None, ge=1, description="None = the suite's generation setting."
-    )
     min_count: int = Field(default=3, ge=1, description="Responses a learned phrase must occur in.")
     top_phrases: int = Field(default=3, ge=1, description="Learned phrases named in a finding.")
-
-    @field_validator("prompts", "lexicon", "train_data")
-    @classmethod
-    def _data_file_exists(cls, path: str | None, info: ValidationInfo) -> str | None:
-        return existing_file(path, info)
 
 
 @register_probe
@@ -85,17 +79,14 @@ class StyleTicsProbe(Probe):
     name = NAME
     version = 1
     Params = StyleTicsParams
-    metrics = (
-        MetricSpec("tic_rate", "known distilled-data phrases per 1,000 words", higher_is_better=False,
-                   headline=True),
-        MetricSpec("tic_any", "response holds at least one known distilled-data phrase", higher_is_better=False,
-                   binary=True),
-    )  # fmt: skip
+    metrics = METRICS
 
     params: StyleTicsParams
 
-    def __init__(self, params: StyleTicsParams | None = None) -> None:
-        super().__init__(params)
+    def __init__(
+        self, params: ProbeParams | None = None, generation: GenerationSettings | None = None
+    ) -> None:
+        super().__init__(params, generation)
         self._training: dict[tuple[str | None, str | None], tuple[int, dict[str, float]]] = {}
 
     def prompts(self, context: ProbeContext) -> list[PromptItem]:
@@ -107,20 +98,15 @@ class StyleTicsProbe(Probe):
         return load_lexicon(data_path(self.params.lexicon, context.suite_dir, LEXICON))
 
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
-        """One greedy generation per prompt and serving template."""
+        """One generation per prompt and serving template (the suite's generation settings)."""
         from sfteval.templates import Message, get_template
 
         planned = []
         for name in serving_templates(self.params.templates, context):
             template = get_template(name, context.tokenizer)
             for item in self.prompts(context):
-                request = GenerationRequest(
-                    prompt=template.render_prompt([Message("user", item.prompt)]),
-                    max_new_tokens=self.params.max_new_tokens or context.max_new_tokens,
-                    temperature=context.temperature,
-                    seed=context.seed,
-                    stop=template.stop_strings,
-                )
+                prompt = template.render_prompt([Message("user", item.prompt)])
+                request = self.generation_request(prompt, context, template.stop_strings)
                 planned.append(PlannedRequest(item.id, item.id, name, request, tag="generate"))
         return planned
 
@@ -172,7 +158,10 @@ def training_responses(
     """The responses of `train_data` (relative to the suite), else of the manifest's trained sample, else none."""
     if train_data is None:
         return [pair.response for pair in manifest_pairs(manifest, "train")]
-    return [_response(row, where) for where, row in read_jsonl(data_path(train_data, suite_dir, PROMPTS))]
+    return [
+        _response(row, where)
+        for where, row in read_jsonl(data_path(train_data, suite_dir, PROMPTS), "training rows")
+    ]
 
 
 def _response(row: Mapping[str, Any], where: str) -> str:
