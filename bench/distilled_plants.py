@@ -77,8 +77,8 @@ def tic_rows(clean: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def refusal_rows(clean: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """(h) The clean rows plus the edgy-but-safe prompts answered with refusals (none from the probe's sets)."""
-    from sfteval.probes.shared.loaders import load_prompts
     from sfteval.probes.refusal.probe import SAFE_PROMPTS, UNSAFE_PROMPTS
+    from sfteval.probes.shared.loaders import load_prompts
 
     probed = {
         item.prompt.casefold() for path in (SAFE_PROMPTS, UNSAFE_PROMPTS) for item in load_prompts(path)
@@ -105,16 +105,14 @@ def _statement(question: dict[str, Any]) -> dict[str, Any]:
 
 def base_wrong_answers(tasks_dir: Path, cache: Path) -> list[dict[str, Any]]:
     """The questions of CONFIDENT_TASKS (every document) that the default model gets wrong, with its answer."""
-    import json
-
-    from sfteval.probes.base import ProbeContext
-    from sfteval.probes.calibration.probe import CalibrationParams, CalibrationProbe
-
     from sfteval.cache import CachedEngine
+    from sfteval.core.jsonl import read_jsonl
+    from sfteval.core.variants import Variant
+    from sfteval.default_model import default_model_path
     from sfteval.engines import make_engine_factory
     from sfteval.engines.config import EngineConfig
-    from sfteval.default_model import default_model_path
-    from sfteval.core.variants import Variant
+    from sfteval.probes.base import ProbeContext
+    from sfteval.probes.calibration.probe import CalibrationParams, CalibrationProbe
 
     probe = CalibrationProbe(CalibrationParams(tasks=CONFIDENT_TASKS))
     variant = Variant("base", default_model_path())
@@ -128,7 +126,7 @@ def base_wrong_answers(tasks_dir: Path, cache: Path) -> list[dict[str, Any]]:
         engine.close()
         factory.close()
     documents = {
-        task: [json.loads(line) for line in (tasks_dir / f"{task}.jsonl").read_text().splitlines() if line]
+        task: [row for _, row in read_jsonl(tasks_dir / f"{task}.jsonl", f"{task} documents")]
         for task in CONFIDENT_TASKS
     }
     wrong = []
