@@ -89,8 +89,8 @@ def _greedy_trend(report_slice: ProbeSlice, comparison: ComparisonResult, severa
         rate = summary_value(report_slice.result.cell(comparison.variant, comparison.template), metric) or 0.0
         value, text, claim = rate, percent(rate), f"refuse {{value}} of {_ABOUT[metric]}{versus}{where}"
     else:
-        value, text = -comparison.delta, f"{-100 * comparison.delta:.0f} points"
-        claim = f"refuse {{value}} fewer of {_ABOUT[metric]} than the base{versus}{where}"
+        value, text = -comparison.delta, f"{-100 * comparison.delta:.0f}"
+        claim = f"refuse {_ABOUT[metric]} {{value}} points less often than the base{versus}{where}"
     return {"value": value, "value_text": text, "claim": claim, "adjusted_p": comparison.adjusted_p}
 
 

@@ -107,12 +107,12 @@ def phrase_findings(report_slice: ProbeSlice, min_count: int, top: int) -> list[
             f"{variant} picked up phrases its base rarely uses on the same prompts{under(template, several)}: "
             f"{described}."
         )
-        top = learned[0]
-        severity = "warning" if top.share >= WARN_SHARE else "info"
+        leading = learned[0]
+        severity = "warning" if leading.share >= WARN_SHARE else "info"
         trend = {
-            "value": top.share,
-            "value_text": percent(top.share),
-            "claim": _claim(top, under(template, several)),
+            "value": leading.share,
+            "value_text": percent(leading.share),
+            "claim": _claim(leading, under(template, several)),
         }
         findings.append(
             finding(severity, "learned_phrases", message, NAME, variant, "tic_rate", template, **trend)
