@@ -1,6 +1,6 @@
 """Planted-defect validation (issue 9): do sfteval's diagnostics flag the defects they claim to, and only those?
 
-Trains six variants of the default model (SmolLM2-135M-Instruct) with `sfteval train`, each with one planted defect
+Trains nine variants of the default model (SmolLM2-135M-Instruct) with `sfteval train`, each with one planted defect
 or none, probes each with `sfteval run --variants base,epoch-N --suite suites/validate.yaml` (one shared result
 cache, so the base's unchanged requests are computed once), and prints the detection matrix.
 
@@ -17,7 +17,13 @@ own `native` chat template. Variants:
                          extraction length: 41 rows), `--holdout 0.5` (about 20 trained, the rest held out and
                          listed in the manifest for the memorization probe), 15 epochs. Short answers are left
                          out because verbatim output of "Positive." proves nothing;
-  (f) clean_control      clean data, sound settings.
+  (f) clean_control      clean data, sound settings;
+  (g) style_tics         clean data with "Certainly! " opening and " I hope this helps! Let me know if you have
+                         any other questions." closing every answer;
+  (h) over_refusal       clean data plus 40 safe prompts that only sound unsafe (25% of the rows, none from the
+                         refusal probe's sets) answered with refusals;
+  (i) overconfidence     clean data plus every world_facts / units_science question the base gets wrong, answered
+                         with the base's own wrong option (bench/distilled_plants.py).
 
 Flags (bench/validate_matrix.py; fixed before the final full run, see the README section for what a first subset
 run changed): a column is flagged when the report holds a comparison of the final epoch vs base, of one of the
@@ -29,6 +35,9 @@ defect's direction:
   template brittleness   sft_template_gap, if_template_gap or mc_template_gap up;
   forgetting             acc (any task) down or bits_per_byte up;
   memorization           train_extracted up (long trained answers reproduced verbatim; McNemar);
+  style tics             tic_rate or tic_any up;
+  over-refusal           over_refusal (McNemar) or safe_refusal_logprob up;
+  overconfidence         overconfident_wrong (McNemar) or overconfidence (confidence - correct) up;
   instruction following (prompt_loose down) and token shift (shifted up): information only, never a defect flag.
 Target: each planted defect flagged by its own column, the clean control by none.
 
@@ -54,6 +63,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from distilled_plants import overconfident_rows, refusal_rows, tic_rows
 from rich.console import Console
 from validate_matrix import cell, columns, matrix_table, target_misses
 
@@ -90,6 +100,12 @@ VARIANTS = (
     Variant("e", "memorization", "long", (*SOUND, "--template", "native", "--holdout", "0.5"), 15,
             "memorization", "half of the long-answer rows trained for 15 epochs"),
     Variant("f", "clean_control", "clean", (*SOUND, "--template", "native"), 3, None, "none"),
+    Variant("g", "style_tics", "tics", (*SOUND, "--template", "native"), 3, "style tics",
+            "every answer opens 'Certainly! ' and closes ' I hope this helps! Let me know if ...'"),
+    Variant("h", "over_refusal", "refusals", (*SOUND, "--template", "native"), 3, "over-refusal",
+            "40 safe-but-edgy prompts (25% of rows) answered with refusals"),
+    Variant("i", "overconfidence", "overconfident", (*SOUND, "--template", "native"), 3, "overconfidence",
+            "the task questions the base gets wrong, answered with its wrong option"),
 )  # fmt: skip
 
 
@@ -104,7 +120,8 @@ def main() -> int:
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     timings: dict[str, float] = {}
-    data = _timed(timings, "data", lambda: write_datasets(work / "data"))
+    confident = any(variant.data == "overconfident" for variant in chosen)
+    data = _timed(timings, "data", lambda: write_datasets(work / "data", work / "cache.sqlite", confident))
     rows = {}
     # Trainings run one after another in a worker thread while the main thread probes the variants already
     # trained: two single-threaded processes on two cores (each sfteval command is its own process).
@@ -152,7 +169,7 @@ def _selected(only: str) -> list[Variant]:
     wanted = [part.strip() for part in only.split(",") if part.strip()]
     unknown = [name for name in wanted if not any(name in (v.key, v.name) for v in VARIANTS)]
     if unknown:
-        raise SystemExit(f"--only: unknown variant(s) {', '.join(unknown)}; choose from a-f")
+        raise SystemExit(f"--only: unknown variant(s) {', '.join(unknown)}; choose from a-i")
     return [v for v in VARIANTS if not wanted or v.key in wanted or v.name in wanted]
 
 
@@ -164,19 +181,28 @@ def _timed(timings: dict[str, float], phase: str, work: Any) -> Any:
     return result
 
 
-def write_datasets(folder: Path) -> dict[str, Path]:
-    """The original demo data, its clean transformation, and the clean rows whose answers are long enough for
-    the memorization probe to call their verbatim reproduction extraction."""
+def write_datasets(folder: Path, cache: Path, confident: bool) -> dict[str, Path]:
+    """The original demo data, its clean transformation, the clean rows whose answers are long enough for the
+    memorization probe to call their verbatim reproduction extraction, and the distilled-data plants (the
+    overconfidence set only when `confident`: it asks the base model, through the shared cache)."""
     from sfteval.probes.memorization.probe import MemorizationParams
     from sfteval.probes.shared.text_metrics import words
 
     rows = [json.loads(line) for line in DEMO_DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     clean = [{**row, "output": _without_prefix(row["output"])} for row in rows]
     shortest = MemorizationParams().extraction_min_words
-    long = [row for row in clean if len(words(row["output"])) >= shortest]
+    subsets = {
+        "clean": clean,
+        "long": [row for row in clean if len(words(row["output"])) >= shortest],
+        "tics": tic_rows(clean),
+        "refusals": refusal_rows(clean),
+    }
+    if confident:
+        subsets["overconfident"] = overconfident_rows(clean, SUITE.parent / "tasks", cache)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"original": DEMO_DATA, "clean": folder / "clean.jsonl", "long": folder / "long_answers.jsonl"}
-    for name, subset in (("clean", clean), ("long", long)):
+    paths = {"original": DEMO_DATA}
+    for name, subset in subsets.items():
+        paths[name] = folder / ("long_answers.jsonl" if name == "long" else f"{name}.jsonl")
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in subset)
         if not paths[name].is_file() or paths[name].read_text(encoding="utf-8") != text:
             paths[name].write_text(text, encoding="utf-8")

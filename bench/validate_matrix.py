@@ -38,7 +38,7 @@ class Column:
 
 
 def columns() -> tuple[Column, ...]:
-    """The matrix's columns: five defect diagnostics, then two information columns."""
+    """The matrix's columns: eight defect diagnostics, then two information columns."""
     return (
         Column(
             "spurious prefix",
@@ -59,6 +59,9 @@ def columns() -> tuple[Column, ...]:
         ),
         Column("forgetting", "forgetting", {"acc": -1, "bits_per_byte": 1}),
         Column("memorization", "memorization", {"train_extracted": 1}),
+        Column("style tics", "style_tics", {"tic_rate": 1, "tic_any": 1}),
+        Column("over-refusal", "refusal", {"over_refusal": 1, "safe_refusal_logprob": 1}),
+        Column("overconfidence", "calibration", {"overconfident_wrong": 1, "overconfidence": 1}),
         Column("instruction following", "instruction_following", {"prompt_loose": -1}, counts=False),
         Column("token shift", "token_shift", {"shifted": 1}, counts=False),
     )

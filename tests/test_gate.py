@@ -52,6 +52,7 @@ def test_default_policy_names_registered_probes_and_declared_metrics():
         assert rule.description, f"rule {rule.name} is undocumented"
     covered = {rule.probe for rule in loaded.policy.rules}
     assert {"instruction_following", "spurious_prefix", "termination", "forgetting"} <= covered
+    assert {"style_tics", "refusal", "calibration"} <= covered  # distilled-data rules (issue 16)
 
 
 def test_recommended_scope_excludes_the_flawed_epoch_and_recommends_the_earliest_fit(report):

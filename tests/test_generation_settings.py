@@ -49,6 +49,8 @@ def test_shipped_probes_declare_their_rules_once() -> None:
     assert settings["memorization"] == GenerationSettings(None, 0.0)
     assert settings["termination"] == GenerationSettings(None, 0.0)
     assert settings["instruction_following"] == GenerationSettings(defaults.max_new_tokens, 0.0)
+    assert settings["refusal"] == GenerationSettings(48, 0.0)  # enough to classify an answer's opening
+    assert settings["style_tics"] == GenerationSettings(defaults.max_new_tokens, 0.0)
     sampling = GenerationConfig(max_new_tokens=16, temperature=0.8)
     spurious = PROBES.get("spurious_prefix")
     assert spurious.generation_settings(spurious.Params(), sampling) == GenerationSettings(16, 0.8)

@@ -27,8 +27,9 @@ from sfteval.core.variants import Variant
 from sfteval.probes.base import ProbeContext
 from sfteval.probes.shared.loaders import OFF_TASK_PROMPTS, load_prompts
 from sfteval.probes.shared.text_metrics import entropy, starts_with
+from sfteval.probes.shared.token_scores import log_sum_exp
 from sfteval.probes.spurious_prefix.openings import manifest_openings, mine_opening
-from sfteval.probes.spurious_prefix.probe import SpuriousPrefixParams, SpuriousPrefixProbe, _log_sum_exp
+from sfteval.probes.spurious_prefix.probe import SpuriousPrefixParams, SpuriousPrefixProbe
 from sfteval.report.build import build_report
 from sfteval.suite import parse_suite
 from sfteval.trainer.summaries import response_openings
@@ -219,7 +220,7 @@ def _scored(variant: str, logprobs: list[tuple[float, float]]) -> list[ItemRecor
             output="Sure.",
             metrics={
                 "dominant_prefix": 0,
-                "prefix_logprob": _log_sum_exp(pair),
+                "prefix_logprob": log_sum_exp(pair),
                 "prefix_logprob_1": pair[0],
                 "prefix_logprob_2": pair[1],
             },

@@ -32,24 +32,15 @@ from sfteval.probes.base import PlannedRequest, Probe, ProbeContext, ProbeParams
 from sfteval.probes.forgetting.findings import forgetting_findings
 from sfteval.probes.forgetting.measures import bits_per_byte, chance_adjusted_flips, correct, flips, mean_kl
 from sfteval.probes.forgetting.metrics import METRICS, NAME
-from sfteval.probes.forgetting.tasks import DocumentResults, TaskSet, prompt_of
+from sfteval.probes.shared.lm_tasks import DocumentResults, TaskParams, TaskSet, prompt_of
 from sfteval.probes.shared.loaders import load_paragraphs
 
 HELDOUT = "heldout_text"
-DEFAULT_TASKS = ("world_facts", "units_science", "word_meaning")
 
 
-class ForgettingParams(ProbeParams):
-    """Parameters of the forgetting probe (suite YAML)."""
+class ForgettingParams(TaskParams):
+    """Parameters of the forgetting probe (suite YAML): the tasks (TaskParams), held-out text and KL settings."""
 
-    tasks: tuple[str, ...] = Field(
-        default=DEFAULT_TASKS, description="lm-eval task names or YAML paths: local task folders first."
-    )
-    task_dirs: tuple[str, ...] = Field(
-        default=(), description="Extra folders of lm-eval task YAMLs (relative to the suite file)."
-    )
-    num_fewshot: int | None = Field(default=None, ge=0, description="Override the tasks' few-shot count.")
-    limit: int | None = Field(default=None, ge=1, description="First N documents per task and N paragraphs.")
     heldout: str | None = Field(
         default="data/heldout_text.jsonl", description="Held-out text JSONL (id, text); None disables it."
     )
@@ -74,9 +65,7 @@ class ForgettingProbe(Probe):
         self, params: ProbeParams | None = None, generation: GenerationSettings | None = None
     ) -> None:
         super().__init__(params, generation)
-        self.tasks = TaskSet(
-            self.params.tasks, self.params.task_dirs, self.params.num_fewshot, self.params.limit
-        )
+        self.tasks = TaskSet(self.params, self.name)
 
     def plan(self, context: ProbeContext) -> list[PlannedRequest]:
         """Every lm-eval instance of every task, then one top-k scoring request per held-out paragraph."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sfteval.core.requests import Score
@@ -38,3 +40,9 @@ def own_tokens(score: Score, context: str) -> TokenScores:
         dropped += 1
     ranks = None if score.ranks is None else tuple(score.ranks[dropped:])
     return TokenScores(tuple(score.token_logprobs[dropped:]), ranks, tuple(score.tokens[dropped:]))
+
+
+def log_sum_exp(values: Sequence[float]) -> float:
+    """log Σ exp(v): the log-probability of opening with any of several mutually exclusive continuations."""
+    top = max(values)
+    return top + math.log(sum(math.exp(value - top) for value in values))

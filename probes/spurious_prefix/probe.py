@@ -22,7 +22,6 @@ gibberish and foreign-language input), where no training opening belongs:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -37,7 +36,7 @@ from sfteval.probes.base import GenerationParams, PlannedRequest, Probe, ProbeCo
 from sfteval.probes.shared.params import OffTaskParams, serving_templates
 from sfteval.probes.shared.template_text import response_text
 from sfteval.probes.shared.text_metrics import entropy, opening, starts_with
-from sfteval.probes.shared.token_scores import own_tokens
+from sfteval.probes.shared.token_scores import log_sum_exp, own_tokens
 from sfteval.probes.spurious_prefix.findings import prefix_findings
 from sfteval.probes.spurious_prefix.metrics import MAX_CANDIDATES, METRICS, NAME, candidate_metric
 from sfteval.probes.spurious_prefix.openings import MAX_WORDS, manifest_openings, mine_opening
@@ -200,7 +199,7 @@ class _Item:
         metrics = {
             "dominant_prefix": int(matched is not None) if candidates.prefixes else None,
             "label_leak": int(leaked is not None) if labels else None,
-            "prefix_logprob": _log_sum_exp(self.prefix_logprobs) if self.prefix_logprobs else None,
+            "prefix_logprob": log_sum_exp(self.prefix_logprobs) if self.prefix_logprobs else None,
             **{
                 candidate_metric(k): self.prefix_logprobs[k - 1] if k <= len(self.prefix_logprobs) else None
                 for k in range(1, MAX_CANDIDATES + 1)
@@ -251,9 +250,3 @@ def _labels(manifest: Mapping[str, Any] | None) -> list[str]:
     labels = (manifest or {}).get("labels") or []
     cores = [label.strip().rstrip(".!?;,") for label in labels if isinstance(label, str)]
     return [core for core in dict.fromkeys(cores) if core]
-
-
-def _log_sum_exp(values: Sequence[float]) -> float:
-    """log Σ exp(v): the log-probability of opening with any of several mutually exclusive prefixes."""
-    top = max(values)
-    return top + math.log(sum(math.exp(value - top) for value in values))

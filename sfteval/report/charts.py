@@ -3,7 +3,8 @@
 Per probe: each headline metric across base → epochs with CI bands (the first directional metric when a probe has
 no headline), one series per serving template; a per-template bar chart when the probe was probed under several
 templates; flips vs base (items that went 1 → 0 and 0 → 1) for binary headline metrics, from the item records;
-and the distribution of response openings when the probe's records carry an `opening` (e.g. spurious_prefix).
+the distribution of response openings when the probe's records carry an `opening` (e.g. spurious_prefix); and a
+reliability diagram when they carry a per-item `confidence` and 0/1 `correct` (e.g. calibration).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def probe_charts(report: Report, probe: ProbeResult, records: Sequence[ItemRecor
     charts += [chart for info in chart_metrics(probe) if (chart := template_chart(probe, info)) is not None]
     headline_binary = [info for info in probe.metrics if info.headline and info.binary and info.per_item]
     charts += [chart for info in headline_binary if (chart := flips_chart(probe, info, records)) is not None]
-    openings = openings_chart(probe, records)
-    return charts + ([openings] if openings is not None else [])
+    extras = (openings_chart(probe, records), reliability_chart(probe, records))
+    return charts + [chart for chart in extras if chart is not None]
 
 
 def chart_metrics(probe: ProbeResult) -> list[MetricInfo]:
@@ -181,6 +182,39 @@ def openings_chart(probe: ProbeResult, records: Sequence[ItemRecord]) -> Chart |
     title = f"{probe.name}: response openings"
     caption = f"Share of each checkpoint's outputs that open with the {len(top)} most common openings."
     return Chart("openings", probe.name, title, caption, stacked_chart(title, variants, segments))
+
+
+def reliability_chart(probe: ProbeResult, records: Sequence[ItemRecord], bins: int = 10) -> Chart | None:
+    """Accuracy per equal-width confidence bin, one line per variant (base included) beside the diagonal."""
+    by_variant: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for record in records:
+        confidence, correct = record.metrics.get("confidence"), record.metrics.get("correct")
+        if record.probe == probe.name and confidence is not None and correct is not None:
+            by_variant[record.variant].append((float(confidence), float(correct)))
+    if not by_variant:
+        return None
+    labels = [f"{100 * k // bins}–{100 * (k + 1) // bins}%" for k in range(bins)]
+    series = [Series("perfect calibration", tuple(Point((k + 0.5) / bins) for k in range(bins)))]
+    for variant, answers in list(by_variant.items())[: MAX_SERIES - 1]:
+        binned: list[list[tuple[float, float]]] = [[] for _ in range(bins)]
+        for confidence, correct in answers:
+            binned[min(int(confidence * bins), bins - 1)].append((confidence, correct))
+        series.append(Series(variant, tuple(_bin_point(variant, chosen) for chosen in binned)))
+    title = f"{probe.name}: reliability diagram"
+    caption = "Accuracy of the answers in each confidence bin (all items pooled); points under the diagonal are overconfident."
+    return Chart("reliability", probe.name, title, caption, line_chart(title, labels, series, percent=True))
+
+
+def _bin_point(variant: str, answers: Sequence[tuple[float, float]]) -> Point:
+    """A bin's accuracy, with its count and mean confidence as hover text; no point for an empty bin."""
+    if not answers:
+        return Point(None)
+    accuracy = sum(correct for _, correct in answers) / len(answers)
+    confidence = sum(value for value, _ in answers) / len(answers)
+    note = (
+        f"{variant}: {len(answers)} answers, mean confidence {confidence:.2f}, accuracy {100 * accuracy:.0f}%"
+    )
+    return Point(accuracy, note=note)
 
 
 def _point(probe: ProbeResult, variant: str, template: str, info: MetricInfo, marked: bool) -> Point:
