@@ -1,4 +1,4 @@
-"""A report resembling `make demo`'s: base + 3 LoRA epochs of SmolLM2 through the quick suite's 7 probes.
+"""A report resembling `make demo`'s: base + 3 LoRA epochs of SmolLM2 through seven of the quick suite's probes (not the distilled-data ones).
 
 The numbers follow the demo run described in issue 21: prompt-level IFEval 3/24 for base, 0, 1, 0 of 24 for the
 epochs; every epoch learned the training opening "The sentiment is:" (its log-probability on off-task prompts up 5.5,
