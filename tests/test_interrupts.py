@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from run_fixtures import full_checkpoint, if_suite, run_process, sfteval_command
 
-from sfteval import interrupts
+from sfteval.core import interrupts
 from sfteval.core.interrupts import (
     TEST_VARIABLE,
     deferred_interrupts,
