@@ -89,7 +89,9 @@ def test_without_the_gate_training_completes(planted) -> None:
     assert checkpoints(planted / "ungated") == ["checkpoint-12", "checkpoint-6"]
     report = load_report(planted / "ungated-run")
     assert [variant.name for variant in report.run.variants] == ["base", "epoch-1", "epoch-2"]
-    assert report.gate is None and "✖ gate:" not in result.stdout
+    # The default policy shapes the recommendation (as in `sfteval run`); only --gate decides the exit code.
+    assert report.gate is not None and report.gate.policy.endswith("default.yaml")
+    assert "✖ gate:" not in result.stdout
     assert "sfteval · epoch-2 (step 12)" in result.stdout
 
 

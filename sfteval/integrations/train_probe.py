@@ -58,5 +58,7 @@ def train_with_probe(config: TrainConfig, options: ProbeOptions) -> None:
         return
     report = load_report(out)
     render_report(report, console)
-    if report.gate is not None:
+    if (
+        options.gate is not None
+    ):  # as in `sfteval run`: the default policy shapes the advice, an explicit gate the exit
         finish_gate(report, console, junit=None, markdown=None)
