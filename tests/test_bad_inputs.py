@@ -77,13 +77,16 @@ def sft_copy(workspace: Workspace, folder: Path) -> Path:
     return Path(shutil.copytree(workspace.sft, folder / "sft"))
 
 
-def damaged(file: str, content: str | bytes) -> Callable[[Workspace, Path, Path, ExitStack], list[str]]:
-    """A run on a copy of the SFT dir whose `file` (relative to it) holds `content`."""
+def damaged(
+    file: str, content: str | bytes, *, with_base: bool = False
+) -> Callable[[Workspace, Path, Path, ExitStack], list[str]]:
+    """A run on a copy of the SFT dir whose `file` (relative to it) holds `content` (`with_base`: --base given, so
+    discovery need not read the file to find the base)."""
 
     def arguments(workspace: Workspace, folder: Path, run_dir: Path, stack: ExitStack) -> list[str]:
         sft = sft_copy(workspace, folder)
         write(sft / file, content)
-        return run(workspace, run_dir, ckpt=sft)
+        return run(workspace, run_dir, *(["--base", str(workspace.model)] if with_base else []), ckpt=sft)
 
     return arguments
 
@@ -237,6 +240,8 @@ CASES = [
     Case("ckpt-without-weights", lambda w, f, r, s: run(w, r, ckpt=write(f / "e" / "README", "").parent),
          says("e: no model weights found")),
     Case("config-json-is-a-list", damaged("checkpoint-5/config.json", "[]"),
+         says("sft/checkpoint-5/config.json: expected a JSON object")),
+    Case("config-json-is-a-list-with-base", damaged("checkpoint-5/config.json", "[]", with_base=True),
          says("sft/checkpoint-5/config.json: expected a JSON object")),
     Case("trainer-state-is-a-list", damaged("checkpoint-5/trainer_state.json", "[1]"),
          says("sft/checkpoint-5/trainer_state.json: expected a JSON object")),
