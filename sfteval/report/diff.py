@@ -30,23 +30,11 @@ from sfteval.core.records import ItemRecord
 from sfteval.core.report import Report, load_report
 from sfteval.core.results import MetricInfo, MetricValue, ProbeResult, direction_of
 from sfteval.report.diff_changes import what_changed
-from sfteval.report.diff_model import DiffMode, DiffReport, DiffRow
+from sfteval.report.diff_model import DiffMode, DiffReport, DiffRow, RecordKey, RunSide
 from sfteval.report.diff_relative import incomparable, relative_rows
 from sfteval.report.items import finite, load_run_items, report_file
 from sfteval.report.pairs import compare_records
 from sfteval.report.unpaired import Sample, independent_bootstrap, normal_from_intervals
-
-RecordKey = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class RunSide:
-    """One side of a diff: its report, its item records of the chosen variant (None without items.jsonl)."""
-
-    file: Path
-    report: Report
-    variant: str
-    records: dict[RecordKey, list[ItemRecord]] | None
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
+from sfteval.core.records import ItemRecord
+from sfteval.core.report import Report
 from sfteval.core.results import Direction
 from sfteval.core.run_info import Strict
 
@@ -76,3 +80,16 @@ class DiffReport(Strict):
         default=(),
         description="The significant changes in words, largest first (see sfteval.report.diff_changes).",
     )
+
+
+RecordKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class RunSide:
+    """One side of a diff: its report, its item records of the chosen variant (None without items.jsonl)."""
+
+    file: Path
+    report: Report
+    variant: str
+    records: dict[RecordKey, list[ItemRecord]] | None

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING
 from sfteval.core.records import ItemRecord
 from sfteval.core.results import RunRelativeMeasure, direction_of
 from sfteval.core.run_info import StatsSettings
-from sfteval.report.diff_model import DiffRow
+from sfteval.report.diff_model import DiffRow, RunSide
 from sfteval.report.pairs import compare_records
 
 if TYPE_CHECKING:
     from sfteval.probes.base import Probe
-    from sfteval.report.diff import RunSide
 
 
 def relative_rows(
