@@ -90,10 +90,9 @@ def discover(root: Path, base: Path | None = None) -> list[Variant]:
     base_path = _resolve_base(root, base, [path for _, path, _, _ in trained])
     if base_path is not None:
         weights_kind(base_path)  # a base of pickle weights only is refused as a checkpoint is
+    # transformers fails with a traceback on a config.json that is not an object: refuse it here, in one line.
     for path in [*([base_path] if base_path else []), *(path for _, path, _, _ in trained)]:
-        if (
-            path / "config.json"
-        ).is_file():  # transformers would fail on a config of the wrong shape with a traceback
+        if (path / "config.json").is_file():
             read_json_object(path / "config.json")
     variants = [Variant(name="base", path=base_path, kind="full")] if base_path else []
     for name, path, epoch, step in trained:

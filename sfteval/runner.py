@@ -39,7 +39,7 @@ from sfteval.core.requests import (
 from sfteval.core.run_info import RunInfo, VariantInfo
 from sfteval.core.shard import Shard
 from sfteval.core.variants import Variant
-from sfteval.discovery import MANIFEST_NAME, discover, read_json
+from sfteval.discovery import MANIFEST_NAME, discover, read_json_object
 from sfteval.engines import make_engine_factory
 from sfteval.engines.base import Engine, EngineFactory
 from sfteval.engines.config import EngineConfig
@@ -220,10 +220,7 @@ def read_manifest(ckpt_dir: Path) -> dict[str, Any] | None:
     path = Path(ckpt_dir) / MANIFEST_NAME
     if not path.is_file():
         return None
-    manifest = read_json(path)
-    if not isinstance(manifest, dict):
-        raise UserError(f"{path}: the manifest must be a JSON object")
-    return manifest
+    return read_json_object(path)
 
 
 def manifest_template(manifest: Mapping[str, Any] | None) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sfteval.core.errors import UserError
-from sfteval.discovery import read_json, weights_kind
+from sfteval.discovery import read_json_object, weights_kind
 
 
 def load_causal_lm(path: Path, *, trust_remote_code: bool = False, **options: Any) -> Any:
@@ -42,9 +42,7 @@ def refuse_remote_code(path: Path) -> None:
     config_path = path / "config.json"
     if not config_path.is_file():
         return
-    config = read_json(config_path)
-    if not isinstance(config, dict):
-        raise UserError(f"{config_path}: a model config must be a JSON object")
+    config = read_json_object(config_path)
     auto_map = config.get("auto_map")
     if auto_map and config.get("model_type") not in CONFIG_MAPPING:
         names = ", ".join(map(str, auto_map.values())) if isinstance(auto_map, dict) else str(auto_map)
