@@ -18,6 +18,7 @@ from rich.progress import (
 from transformers import TrainerCallback
 
 from sfteval.trainer.manifest import CheckpointEntry, TrainManifest, with_checkpoint, write_manifest
+from sfteval.trainer.packing import TokenCounts
 
 
 class RichProgressCallback(TrainerCallback):
@@ -109,3 +110,30 @@ class ManifestCallback(TrainerCallback):
         )
         self.manifest = with_checkpoint(self.manifest, entry)
         write_manifest(self.out_dir, self.manifest)
+
+
+class TokenCountCallback(TrainerCallback):
+    """`state.num_input_tokens_seen` for packed batches: the input tokens of each trained batch, summed over ranks.
+
+    Counted when the optimizer step ends, from the batches the collator built (`TokenCounts`): the batch accelerate
+    builds ahead of a step that never runs (a stop at `max_steps`) is left out, as the Trainer's own count leaves it.
+    """
+
+    def __init__(self, counts: TokenCounts) -> None:
+        self.counts = counts
+
+    def on_step_end(self, args, state, control, **kwargs):
+        tokens = self.counts.take(args.gradient_accumulation_steps)
+        state.num_input_tokens_seen += summed_over_ranks(tokens, args.device)
+
+
+def summed_over_ranks(value: int, device: Any) -> int:
+    """`value` summed over the processes of a distributed run (itself in a single process)."""
+    import torch
+    import torch.distributed as distributed
+
+    if not (distributed.is_available() and distributed.is_initialized()):
+        return value
+    total = torch.tensor(value, dtype=torch.long, device=device)
+    distributed.all_reduce(total)
+    return int(total.item())

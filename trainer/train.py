@@ -178,8 +178,11 @@ def load_model(config: TrainConfig, model_path: Path) -> Any:
         raise UserError(f"--lora-targets {','.join(config.lora_modules)}: {error}") from None
 
 
-def training_arguments(config: TrainConfig, precision: Precision) -> Any:
-    """TrainingArguments: one checkpoint per epoch (model only, safetensors), log every step."""
+def training_arguments(config: TrainConfig, precision: Precision, count_tokens: bool = True) -> Any:
+    """TrainingArguments: one checkpoint per epoch (model only, safetensors), log every step.
+
+    `count_tokens=False` leaves the count of input tokens to `TokenCountCallback` (packed batches).
+    """
     import torch
     from transformers import TrainingArguments
 
@@ -200,7 +203,7 @@ def training_arguments(config: TrainConfig, precision: Precision) -> Any:
         logging_steps=1,
         logging_nan_inf_filter=False,
         train_sampling_strategy="sequential",  # the dataset orders rows (length-grouped, per epoch)
-        include_num_input_tokens_seen="non_padding",
+        include_num_input_tokens_seen="non_padding" if count_tokens else "no",
         remove_unused_columns=False,
         bf16=precision == "bf16",
         use_cpu=on_cpu,
@@ -212,6 +215,25 @@ def training_arguments(config: TrainConfig, precision: Precision) -> Any:
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,
     )
+
+
+def batch_collator(model: Any, tokenizer: Any) -> tuple[Any, list[Any]]:
+    """Shared-prefix packing where the model's attention takes a 4D mask (see packing.py), else right padding.
+
+    Returns the collator and the callbacks it needs (packing counts input tokens itself).
+    """
+    from sfteval.trainer.callbacks import TokenCountCallback
+    from sfteval.trainer.collate import PaddingCollator, pad_token_id
+    from sfteval.trainer.loss import supports_logits_to_keep
+    from sfteval.trainer.packing import PackingCollator, has_dropout, packing_mask_kind, pair_weight
+
+    mask_kind = packing_mask_kind(model)
+    if mask_kind is None:
+        return PaddingCollator(pad_token_id(tokenizer), supports_logits_to_keep(model)), []
+    collator = PackingCollator(
+        pad_token_id(tokenizer), mask_kind, pair_weight(model), share_prefix=not has_dropout(model)
+    )
+    return collator, [TokenCountCallback(collator.counts)]
 
 
 def run_training(
@@ -227,24 +249,26 @@ def run_training(
     from transformers.utils import logging as transformers_logging
 
     from sfteval.trainer.callbacks import ManifestCallback, NonFiniteLossCallback, RichProgressCallback
-    from sfteval.trainer.collate import ExampleDataset, PaddingCollator, pad_token_id
-    from sfteval.trainer.loss import supports_logits_to_keep, token_mean_loss
+    from sfteval.trainer.collate import ExampleDataset
+    from sfteval.trainer.loss import token_mean_loss
 
     transformers_logging.disable_progress_bar()
     console = console or Console()
     precision = resolve_precision(config.precision)
-    args = training_arguments(config, precision)
+    model = load_model(config, data.model_path)
+    collator, collator_callbacks = batch_collator(model, data.tokenizer)
+    args = training_arguments(config, precision, count_tokens=not collator_callbacks)
     manifest = build_manifest(config, data, precision, args)
     guard = NonFiniteLossCallback()
-    model = load_model(config, data.model_path)
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=ExampleDataset(data.examples, manifest.hyperparameters["global_batch"], config.seed),
-        data_collator=PaddingCollator(pad_token_id(data.tokenizer), supports_logits_to_keep(model)),
+        data_collator=collator,
         processing_class=data.tokenizer,
         compute_loss_func=token_mean_loss,
-        callbacks=[ManifestCallback(Path(config.out), manifest), guard, RichProgressCallback(console)],
+        callbacks=[ManifestCallback(Path(config.out), manifest), guard, RichProgressCallback(console)]
+        + collator_callbacks,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

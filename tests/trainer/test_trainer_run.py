@@ -100,14 +100,19 @@ def first_step(tiny_train_config, data, batch_size, grad_accum, out):
     return state["log_history"][0]
 
 
-@pytest.mark.parametrize("trained_logits_only", [True, False], ids=["trained-logits", "full-logits"])
-def test_accumulation_1x8_equals_4x2(tmp_path, tiny_train_config, monkeypatch, trained_logits_only):
+@pytest.mark.parametrize("batches", ["packed", "trained-logits", "full-logits"])
+def test_accumulation_1x8_equals_4x2(tmp_path, tiny_train_config, monkeypatch, batches):
     """Loss is averaged per trained token over the whole accumulation window (transformers' num_items_in_batch).
 
-    Responses differ in length (1-9 words), so a per-micro-batch mean would make 1x8 differ from 8x1. Both loss
-    paths (logits at trained positions only, and full logits for models without `logits_to_keep`) must agree.
+    Responses differ in length (1-9 words), so a per-micro-batch mean would make 1x8 differ from 8x1. Every batch
+    layout (packed rows, padded rows with logits at trained positions only, and padded with full logits for models
+    without `logits_to_keep`) must agree.
     """
-    monkeypatch.setattr("sfteval.trainer.loss.supports_logits_to_keep", lambda model: trained_logits_only)
+    if batches != "packed":
+        monkeypatch.setattr("sfteval.trainer.packing.packing_mask_kind", lambda model: None)
+        monkeypatch.setattr(
+            "sfteval.trainer.loss.supports_logits_to_keep", lambda model: batches == "trained-logits"
+        )
     data = write_jsonl(tmp_path / "d.jsonl", varied_rows(8, seed=3)[:8])
     one_by_eight = first_step(tiny_train_config, data, 1, 8, tmp_path / "a")
     four_by_two = first_step(tiny_train_config, data, 4, 2, tmp_path / "b")
