@@ -146,7 +146,8 @@ class PackingCollator:
         packed = pack_rows(features, self.share_prefix)
         tokens, longest = len(packed.input_ids), max(len(feature["input_ids"]) for feature in features)
         padded_work = len(features) * longest * (1 + self.pair_weight * longest)
-        if tokens * (1 + self.pair_weight * tokens) >= padded_work:
+        nothing_trained = all(target == IGNORE_INDEX for target in packed.targets)
+        if nothing_trained or tokens * (1 + self.pair_weight * tokens) >= padded_work:
             return PaddingCollator(self.pad_token_id, keep_trained_logits=True)(features)
         labels = torch.tensor([[IGNORE_INDEX, *packed.targets]], dtype=torch.long)
         return {
