@@ -121,8 +121,10 @@ class CachedEngine:
                 missing.setdefault(key, request)
         # Longest first: similar lengths share a chunk (little padding) and an out-of-memory error shows up early.
         pending = sorted(missing.items(), key=lambda item: order(item[1]))
-        for start in range(0, len(pending), self.chunk_size):
-            chunk = pending[start : start + self.chunk_size]
+        # Chunks of equal size (at most chunk_size), so no small last chunk runs a batch of its own.
+        size = -(-len(pending) // max(1, -(-len(pending) // self.chunk_size))) if pending else 1
+        for start in range(0, len(pending), size):
+            chunk = pending[start : start + size]
             results = compute([request for _, request in chunk], progress)
             if len(results) != len(chunk):
                 raise RuntimeError(

@@ -257,6 +257,12 @@ def limit_items(planned: Sequence[PlannedRequest], limit: int | None) -> list[Pl
     return selected
 
 
+COMMIT_BATCHES = 4
+"""Requests per engine call (and per committed cache chunk), in engine batches: a call this large lets the hf engine
+keep its decode batch full (continuous batching) and run each shared context once; an interruption loses at most
+the call in flight."""
+
+
 def _require_base(probes: Mapping[str, Probe], base_variant: Variant | None) -> None:
     needing = [name for name, probe in probes.items() if probe.needs_base_scoring]
     if needing and base_variant is None:
@@ -300,7 +306,9 @@ def _run_variant(session: _Session, variant: Variant, tally: _Progress) -> None:
 def _cached(session: _Session, variant: Variant, tally: _Progress) -> Iterator[CachedEngine]:
     """The variant's engine behind the cache; its hit/miss counts join the tally even when interrupted."""
     engine = CachedEngine(
-        session.factory.engine(variant), session.cache_path, session.config.engine_config.batch_size
+        session.factory.engine(variant),
+        session.cache_path,
+        COMMIT_BATCHES * session.config.engine_config.batch_size,
     )
     try:
         yield engine

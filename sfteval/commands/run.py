@@ -38,6 +38,14 @@ def run(
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Requests per forward batch.")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="CPU threads (default: OMP_NUM_THREADS, else the cores other processes leave free).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -134,6 +142,7 @@ def run(
         "device": device,
         "dtype": dtype,
         "batch_size": batch_size,
+        "threads": threads,
         "extra": _engine_arguments(engine_arg or []) or None,
     }
     config = RunConfig(

@@ -17,6 +17,12 @@ class EngineConfig(BaseModel):
         default="auto", description="auto = float32 on CPU, bfloat16 on GPUs that support it"
     )
     batch_size: int = Field(default=16, ge=1, description="Requests per forward batch.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads for torch (default: OMP_NUM_THREADS, else the cores other processes leave free, "
+        "measured as each variant starts).",
+    )
     max_length: int | None = Field(default=None, description="Truncate context to this many tokens (left).")
     trust_remote_code: bool = Field(default=False, description="Allow model repos to run their own code.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Engine-specific pass-through arguments.")

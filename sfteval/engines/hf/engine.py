@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
+from sfteval.core.cpu import explicit_threads, free_cores
 from sfteval.core.errors import UserError
 from sfteval.core.requests import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
 from sfteval.core.variants import Variant
@@ -26,11 +28,14 @@ from sfteval.discovery import read_json_object
 from sfteval.engines.config import EngineConfig
 from sfteval.engines.encoding import Encoder
 from sfteval.engines.fingerprint import fingerprint_model
-from sfteval.engines.hf.batches import Runtime, generate_requests
+from sfteval.engines.hf.batches import Runtime
+from sfteval.engines.hf.decode import generate_requests
 from sfteval.engines.hf.shared_context import score_with_shared_contexts
 from sfteval.weights import load_causal_lm
 
 DEFAULT_MAX_LENGTH = 2048
+THREADS_RECHECK_SECONDS = 30.0
+"""On CPU the free cores are measured again when a model is used this long after the last measurement."""
 _LENGTH_ATTRIBUTES = ("n_positions", "max_position_embeddings", "n_ctx")
 
 
@@ -214,6 +219,9 @@ class HFEngineFactory:
         self.dtype = resolve_dtype(config, self.device)
         self._loaded: _LoadedModel | None = None
         self._tokenizers: dict[Path, Any] = {}
+        self._threads_checked: float | None = None
+        self.threads_used: list[int] = []
+        """Every CPU thread count chosen so far (for the run log and benchmarks)."""
 
     @property
     def base_model(self) -> Any:
@@ -254,10 +262,30 @@ class HFEngineFactory:
             self.close()
             self._loaded = _LoadedModel(base_path, self.tokenizer(base_path), self.config, self.device)
         adapter = self._loaded.attach(adapter_path) if adapter_path is not None else None
+        self._choose_threads()
         # no_grad, not inference_mode: the training callback probes the live training model (inference tensors a
         # module caches there would break backward) and its results must equal these bit for bit.
         with torch.no_grad(), self._loaded.activated(adapter) as runtime:
             yield runtime
+
+    def _choose_threads(self) -> None:
+        """On CPU: the configured thread count, else OMP_NUM_THREADS, else the cores other processes leave free.
+
+        Measured again every THREADS_RECHECK_SECONDS of use, so a long run follows the machine's load.
+        """
+        if self.device.type != "cpu":
+            return
+        now = time.monotonic()
+        fixed = self.config.threads or explicit_threads()
+        if self._threads_checked is not None and (
+            fixed is not None or now - self._threads_checked < THREADS_RECHECK_SECONDS
+        ):
+            return
+        threads = fixed or free_cores()
+        self._threads_checked = time.monotonic()
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        self.threads_used.append(torch.get_num_threads())
 
     def close(self) -> None:
         """Free the loaded model (engines stay usable: their next request loads it again)."""

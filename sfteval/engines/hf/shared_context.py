@@ -18,7 +18,14 @@ from typing import Any
 import torch
 
 from sfteval.core.requests import ProgressCallback, Score, ScoreRequest
-from sfteval.engines.hf.batches import Runtime, ScoreTarget, left_pad, score_requests, score_target
+from sfteval.engines.hf.batches import (
+    Runtime,
+    ScoreTarget,
+    left_pad,
+    plain_cache_layers,
+    score_requests,
+    score_target,
+)
 
 Group = tuple[tuple[int, ...], list[int]]
 # Padded positions a longer option may add to a pass before it starts its own (each pass re-reads all weights).
@@ -69,7 +76,7 @@ def _score_groups(
     rows = [(group, index) for group, (_, indices) in enumerate(batch) for index in indices]
     tail_logits: dict[int, torch.Tensor] = {}
     for bucket in _length_buckets([row for row in rows if len(encoded[row[1]][1]) > 1], encoded):
-        tail_logits |= _tails(runtime, bucket, encoded, copy.deepcopy(cache), attention_mask)
+        tail_logits |= _tails(runtime, bucket, encoded, cache, attention_mask)
     for group, index in rows:
         continuation = encoded[index][1]
         pieces = [first[group : group + 1], *([tail_logits[index]] if index in tail_logits else [])]
@@ -130,6 +137,22 @@ def _length_buckets(
         yield bucket
 
 
+def _selected_rows(cache: Any, selector: torch.Tensor) -> Any:
+    """A cache holding rows `selector` of `cache` (which stays as it is, for the next bucket of options).
+
+    Indexing copies only the selected rows; a deep copy of the whole cache first would copy every row once more.
+    """
+    if not plain_cache_layers(cache):
+        selected = copy.deepcopy(cache)
+        selected.batch_select_indices(selector)
+        return selected
+    selected = copy.copy(cache)
+    selected.layers = [copy.copy(layer) for layer in cache.layers]
+    for layer in selected.layers:
+        layer.keys, layer.values = layer.keys[selector], layer.values[selector]
+    return selected
+
+
 def _tails(
     runtime: Runtime,
     rows: Sequence[tuple[int, int]],
@@ -146,7 +169,7 @@ def _tails(
         tail_ids[row, : len(tail)] = torch.tensor(tail, dtype=torch.long)
         tail_mask[row, : len(tail)] = 1
     selector = torch.tensor([group for group, _ in rows], device=runtime.device)
-    cache.batch_select_indices(selector)
+    cache = _selected_rows(cache, selector)
     row_context_mask = context_mask[selector]
     positions = row_context_mask.sum(-1, keepdim=True) + torch.arange(width, device=runtime.device)
     mask = torch.cat([row_context_mask, tail_mask.to(runtime.device)], dim=1)
