@@ -260,6 +260,9 @@ def main() -> int:
 
     if options.threads:
         torch.set_num_threads(options.threads)
+        os.environ["OMP_NUM_THREADS"] = str(
+            options.threads
+        )  # the hf engine keeps it (else it measures free cores)
     from sfteval.suite import load_suite
 
     work = Path(tempfile.mkdtemp(prefix="sfteval-profile-"))

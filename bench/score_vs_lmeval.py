@@ -93,7 +93,9 @@ def main() -> None:
     reference_model = HFLM(
         pretrained=str(arguments.model), device=arguments.device, batch_size=arguments.batch_size
     )
-    config = EngineConfig(device=arguments.device, batch_size=arguments.batch_size, dtype="float32")
+    config = EngineConfig(
+        device=arguments.device, batch_size=arguments.batch_size, dtype="float32", threads=arguments.threads
+    )
     engine = HFEngineFactory(config).engine(Variant("base", arguments.model))
     hflm_seconds, reference = evaluate(
         reference_model, arguments.task, arguments.limit, arguments.num_fewshot

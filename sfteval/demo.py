@@ -114,9 +114,11 @@ def _train(config: DemoConfig, model: Path, data: Path, console: Console) -> Non
         console.print(f"already trained: {config.sft_dir} (pass --retrain to train again)")
         return
     from sfteval.trainer.config import TrainConfig
+    from sfteval.trainer.resources import use_free_cores
     from sfteval.trainer.run_summary import print_train_summary
     from sfteval.trainer.train import run_training
 
+    use_free_cores()
     settings = TrainConfig(
         data=[data],
         out=config.sft_dir,
@@ -150,7 +152,7 @@ def _probe(config: DemoConfig, console: Console) -> tuple[bool, Path]:
         suite=load_suite(config.suite),
         out_dir=config.run_dir,
         engine="hf",
-        engine_config=EngineConfig(batch_size=config.engine_batch_size),
+        engine_config=EngineConfig(batch_size=config.engine_batch_size, threads="auto"),
     )
     result = run_suite(run, console)
     report = apply_gate(result.report, load_policy(DEFAULT_POLICY))

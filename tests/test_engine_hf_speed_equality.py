@@ -89,6 +89,30 @@ def test_free_cores_follow_the_load_and_an_explicit_choice_wins(monkeypatch) -> 
     assert cpu.explicit_threads() is None
 
 
+def test_the_engine_sets_threads_only_when_asked(tiny_model_dir, monkeypatch) -> None:
+    import torch
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpu, "others_busy_cores", lambda seconds=0.0: 0.0)
+    before = torch.get_num_threads()
+    request = [GenerationRequest("the red bird", max_new_tokens=2)]
+    try:
+        torch.set_num_threads(1)
+        HFEngineFactory(EngineConfig(device="cpu")).engine(Variant("base", tiny_model_dir)).generate(request)
+        assert torch.get_num_threads() == 1  # None: the embedding program's setting stays
+        factory = HFEngineFactory(EngineConfig(device="cpu", threads="auto"))
+        factory.engine(Variant("base", tiny_model_dir)).generate(request)
+        assert torch.get_num_threads() == cpu.usable_cores() == factory.threads_used[-1]
+        HFEngineFactory(EngineConfig(device="cpu", threads="1")).engine(
+            Variant("base", tiny_model_dir)
+        ).generate(request)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="at least 1"):
+        EngineConfig(threads=0)
+
+
 def test_others_busy_cores_leaves_out_this_process() -> None:
     """Measured on this machine: a number of cores between 0 and the machine's count (None only without /proc)."""
     busy = cpu.others_busy_cores(0.05)

@@ -138,9 +138,11 @@ def train_command(
         return train_with_probe(settings, ProbeOptions(probe, probe_out, gate, gate_action))
     if gate is not None:
         raise UserError("--gate needs --probe SUITE (the gate judges the probed checkpoints)")
+    from sfteval.trainer.resources import use_free_cores
     from sfteval.trainer.run_summary import print_train_summary
     from sfteval.trainer.train import run_training
 
+    use_free_cores()
     print_train_summary(run_training(settings))
 
 

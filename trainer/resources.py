@@ -74,3 +74,21 @@ def resolve_precision(choice: str) -> Precision:
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_flags() & BF16_CPU_FLAGS else "fp32"
+
+
+def use_free_cores() -> int | None:
+    """On a CPU-only machine without OMP_NUM_THREADS: torch threads = the cores other processes leave free.
+
+    The commands call it (`sfteval train`, `sfteval demo`), not the library: a program that embeds the trainer keeps
+    its own setting. Returns the thread count chosen, None when nothing was changed.
+    """
+    import torch
+
+    from sfteval.core.cpu import explicit_threads, free_cores
+
+    if torch.cuda.is_available() or explicit_threads() is not None:
+        return None
+    threads = free_cores()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return threads

@@ -39,13 +39,12 @@ def run(
         int | None, typer.Option("--batch-size", help="Requests per forward batch.")
     ] = None,
     threads: Annotated[
-        int | None,
+        str,
         typer.Option(
             "--threads",
-            min=1,
-            help="CPU threads (default: OMP_NUM_THREADS, else the cores other processes leave free).",
+            help="CPU threads: N, or auto (OMP_NUM_THREADS if set, else the cores other processes leave free).",
         ),
-    ] = None,
+    ] = "auto",
     out: Annotated[
         Path | None,
         typer.Option(

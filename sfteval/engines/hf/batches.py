@@ -37,8 +37,18 @@ class Runtime:
         past_key_values: Any = None,
         use_cache: bool = False,
     ) -> tuple[torch.Tensor, Any]:
-        """Logits of the last `keep` positions (computed only there when the model supports it) and the KV cache."""
-        extra = {"logits_to_keep": keep} if self.keeps_logits else {}
+        """Logits of the last `keep` positions (computed only there when the model supports it) and the KV cache.
+
+        The positions go to the model as an index tensor, not a count: transformers slices the hidden states with a
+        count, and a strided slice of a batch makes the head's matmul broadcast its vocabulary-wide weight once per
+        row (a [rows, 1, hidden] @ [rows, hidden, vocab] bmm, 80× slower than the matmul an index gives).
+        """
+        width = input_ids.shape[1]
+        extra: dict[str, Any] = {}
+        if self.keeps_logits:
+            extra["logits_to_keep"] = (
+                keep if keep >= width else torch.arange(width - keep, width, device=input_ids.device)
+            )
         output = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -269,14 +269,16 @@ class HFEngineFactory:
             yield runtime
 
     def _choose_threads(self) -> None:
-        """On CPU: the configured thread count, else OMP_NUM_THREADS, else the cores other processes leave free.
+        """On CPU: a configured thread count; `auto`: OMP_NUM_THREADS, else the cores other processes leave free.
 
-        Measured again every THREADS_RECHECK_SECONDS of use, so a long run follows the machine's load.
+        `auto` measures again every THREADS_RECHECK_SECONDS of use, so a long run follows the machine's load; None
+        leaves torch's setting to the program that embeds the engine.
         """
-        if self.device.type != "cpu":
+        choice = self.config.threads
+        if self.device.type != "cpu" or choice is None:
             return
         now = time.monotonic()
-        fixed = self.config.threads or explicit_threads()
+        fixed = choice if isinstance(choice, int) else explicit_threads()
         if self._threads_checked is not None and (
             fixed is not None or now - self._threads_checked < THREADS_RECHECK_SECONDS
         ):
