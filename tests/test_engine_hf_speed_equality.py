@@ -111,6 +111,9 @@ def test_the_engine_sets_threads_only_when_asked(tiny_model_dir, monkeypatch) ->
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="at least 1"):
         EngineConfig(threads=0)
+    with pytest.raises(ValueError, match="neither a number of threads nor auto"):
+        EngineConfig(threads="many")
+    assert EngineConfig(threads=" 3 ").threads == 3 and EngineConfig(threads="auto").threads == "auto"
 
 
 def test_others_busy_cores_leaves_out_this_process() -> None:

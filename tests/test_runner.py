@@ -319,6 +319,8 @@ def test_command_line_generation_overrides_reach_every_probe_and_the_report(
         (["--engine", "hf-fast"], "unknown engine 'hf-fast'"),
         (["--train-template", "chatmll"], "did you mean 'chatml'"),
         (["--batch-size", "0"], "--batch-size"),
+        (["--threads", "abc"], "--threads: Value error, 'abc' is neither a number of threads nor auto"),
+        (["--threads", "0"], "--threads: Value error, threads must be at least 1"),
         (["--suite", "nope"], "unknown suite 'nope'"),
         (["--variants", " , "], "--variants"),
     ],

@@ -30,8 +30,12 @@ class EngineConfig(BaseModel):
     @classmethod
     def _threads(cls, value: Any) -> Any:
         """`--threads` arrives as text: a positive number or auto."""
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
+        if isinstance(value, str):
+            value = value.strip()
+            if value.isdigit():
+                value = int(value)
+            elif value != "auto":
+                raise ValueError(f"{value!r} is neither a number of threads nor auto")
         if isinstance(value, int) and value < 1:
             raise ValueError("threads must be at least 1 (or auto)")
         return value
