@@ -136,5 +136,6 @@ def test_a_subprocess_probe_matches_the_in_process_one(full_runs, base_model, tm
     probed, _ = full_runs
     suite = load_suite(probed.run.parent / "suite.yaml")
     settings = ProbeSettings(suite=suite.path, out=tmp_path / "child", engine="hf")
-    report = run_in_subprocess(settings, suite, probed.out, base_model)
+    with single_thread():  # as the probing ran: the child takes this process's thread count
+        report = run_in_subprocess(settings, suite, probed.out, base_model)
     assert report.run.cache_misses > 0 and read_records(tmp_path / "child") == probed.records

@@ -28,9 +28,10 @@ def lora_ckpt(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 # (where SIGINT lands, results committed to the cache by then, variants whose records are written by then), on
-# base + 2 epochs x 8 prompts with --batch-size 1 (one result per cache commit).
+# base + 2 epochs x 8 prompts with --batch-size 1: the cache commits chunks of 4 results (runner.COMMIT_BATCHES).
 INTERRUPTIONS = [
-    ("generate:3", 2, 0),  # the third generation of base is in flight (computed, not committed)
+    ("generate:3", 0, 0),  # base's third generation finished, inside its first chunk of 4: nothing committed
+    ("generate:7", 4, 0),  # base's first chunk committed, the second in flight
     ("records:2", 16, 1),  # epoch-1's records() is running: base is written, epoch-1's generations are cached
     ("report", 24, 3),  # every variant is done; the report is being built
 ]
@@ -74,19 +75,21 @@ def test_end_to_end_interrupted_then_resumed_on_a_tiny_model(
 
 
 def test_kill_9_mid_run_then_rerun_gives_the_records_of_a_clean_run(lora_ckpt: Path, tmp_path: Path) -> None:
-    """SIGKILL while epoch-1 generates (no clean-up runs at all): the rerun's records equal an uninterrupted run's."""
+    """SIGKILL while epoch-1 generates (no clean-up runs at all): the rerun's records equal an uninterrupted run's.
+
+    Base's 8 generations are two committed chunks of 4; the kill lands in epoch-1's first chunk."""
     suite = if_suite(tmp_path, limit=8, max_new_tokens=16)
     arguments = ("--ckpt", str(lora_ckpt), "--suite", str(suite), "--batch-size", "1")
     killed = run_process(sfteval_command(*arguments, "--out", str(tmp_path / "run")), "generate:11:SIGKILL")
     assert killed.returncode == -signal.SIGKILL
-    assert _rows(tmp_path / "run") == 10 and not (tmp_path / "run" / "report.json").exists()
+    assert _rows(tmp_path / "run") == 8 and not (tmp_path / "run" / "report.json").exists()
     rerun = run_process(sfteval_command(*arguments, "--out", str(tmp_path / "run")))
     assert rerun.returncode == 0, rerun.stderr
     assert "took over the lock" in rerun.stdout
     clean = run_process(sfteval_command(*arguments, "--out", str(tmp_path / "clean")))
     assert clean.returncode == 0, clean.stderr
     assert items(tmp_path / "run") == items(tmp_path / "clean") and len(items(tmp_path / "clean")) == 24
-    assert load_report(tmp_path / "run").run.cache_hits == 10
+    assert load_report(tmp_path / "run").run.cache_hits == 8
 
 
 def _rows(out: Path) -> int:

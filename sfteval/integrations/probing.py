@@ -166,6 +166,16 @@ def headline_metrics(report: Report, variant: str) -> dict[str, float]:
     return metrics
 
 
+def _child_threads(config: EngineConfig) -> int | str:
+    """The child's CPU threads: the configured choice, else this process's own count (float rounding of some
+    matmuls depends on the thread count, and the child's records must equal in-process probing's bit for bit)."""
+    if config.threads is not None:
+        return config.threads
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run_in_subprocess(settings: ProbeSettings, suite: Suite, ckpt_dir: Path, base: Path) -> Report:
     """`sfteval run` in a child process on the saved checkpoints (its engine's GPU memory goes when it exits)."""
     config = settings.engine_config
@@ -176,6 +186,7 @@ def run_in_subprocess(settings: ProbeSettings, suite: Suite, ckpt_dir: Path, bas
     ]  # fmt: skip
     for key, value in config.extra.items():
         command += ["--engine-arg", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+    command += ["--threads", str(_child_threads(config))]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         last = (completed.stderr.strip() or completed.stdout.strip() or "no output").splitlines()[-1]
