@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,16 @@ FRENCH = "Bonjour à tous, je suis très heureux de vous voir aujourd'hui dans n
 
 
 @pytest.fixture(autouse=True)
-def fresh_phases(monkeypatch: pytest.MonkeyPatch) -> None:
+def fresh_phases(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No phase visited yet, no hook set, and SIGINT at Python's default: a shell that starts pytest as a background
+    job without job control (`make test &` in a script) leaves SIGINT ignored, and these tests are about Ctrl-C."""
     monkeypatch.setattr(interrupts, "_phases_reached", {})
     monkeypatch.delenv(TEST_VARIABLE, raising=False)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_swallowed_interrupt_is_raised_again_at_the_next_checkpoint() -> None:
