@@ -8,6 +8,7 @@ crash, Ctrl-C or `kill -9` loses at most the chunk in flight and the next run re
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -122,7 +123,8 @@ class CachedEngine:
         # Longest first: similar lengths share a chunk (little padding) and an out-of-memory error shows up early.
         pending = sorted(missing.items(), key=lambda item: order(item[1]))
         # Chunks of equal size (at most chunk_size), so no small last chunk runs a batch of its own.
-        size = -(-len(pending) // max(1, -(-len(pending) // self.chunk_size))) if pending else 1
+        chunks = max(1, math.ceil(len(pending) / self.chunk_size))
+        size = max(1, math.ceil(len(pending) / chunks))
         for start in range(0, len(pending), size):
             chunk = pending[start : start + size]
             results = compute([request for _, request in chunk], progress)

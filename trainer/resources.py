@@ -84,11 +84,11 @@ def use_free_cores() -> int | None:
     """
     import torch
 
-    from sfteval.core.cpu import explicit_threads, free_cores
+    from sfteval.core.cpu import auto_threads, explicit_threads
 
     if torch.cuda.is_available() or explicit_threads() is not None:
         return None
-    threads = free_cores()
+    threads = auto_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     return threads

@@ -65,3 +65,8 @@ def explicit_threads() -> int | None:
     """The thread count the user fixed with OMP_NUM_THREADS, if any."""
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def auto_threads() -> int | None:
+    """The `auto` choice: OMP_NUM_THREADS if set, else the free cores (None where neither is known)."""
+    return explicit_threads() or free_cores()

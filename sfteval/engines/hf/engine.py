@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
-from sfteval.core.cpu import explicit_threads, free_cores
+from sfteval.core.cpu import auto_threads
 from sfteval.core.errors import UserError
 from sfteval.core.requests import Generation, GenerationRequest, ProgressCallback, Score, ScoreRequest
 from sfteval.core.variants import Variant
@@ -221,7 +221,7 @@ class HFEngineFactory:
         self._tokenizers: dict[Path, Any] = {}
         self._threads_checked: float | None = None
         self.threads_used: list[int] = []
-        """Every CPU thread count chosen so far (for the run log and benchmarks)."""
+        """Every CPU thread count chosen so far, in order."""
 
     @property
     def base_model(self) -> Any:
@@ -278,13 +278,12 @@ class HFEngineFactory:
         if self.device.type != "cpu" or choice is None:
             return
         now = time.monotonic()
-        fixed = choice if isinstance(choice, int) else explicit_threads()
         if self._threads_checked is not None and (
-            fixed is not None or now - self._threads_checked < THREADS_RECHECK_SECONDS
+            isinstance(choice, int) or now - self._threads_checked < THREADS_RECHECK_SECONDS
         ):
             return
-        threads = fixed or free_cores()
-        self._threads_checked = time.monotonic()
+        threads = choice if isinstance(choice, int) else auto_threads()
+        self._threads_checked = now
         if threads is not None and threads != torch.get_num_threads():
             torch.set_num_threads(threads)
         self.threads_used.append(torch.get_num_threads())
