@@ -116,12 +116,17 @@ def forward_tokens(runtime: Any, input_ids: Any, *args: Any, **kwargs: Any) -> i
     return int(input_ids.numel())
 
 
+def packed_tokens(runtime: Any, rows: Any, *args: Any, **kwargs: Any) -> int:
+    """Tokens of a packed scoring pass, padding included (rows × width, as `forward_tokens` counts)."""
+    return len(rows) * max(len(row.input_ids) for row in rows)
+
+
 def instrument(clock: Clock) -> list[Callable[[], None]]:
     """Wrap the inner functions of one run; returns the restorers."""
     from sfteval import runner
     from sfteval.cache import CachedEngine
     from sfteval.engines import encoding
-    from sfteval.engines.hf import batches, shared_context
+    from sfteval.engines.hf import batches, packed, shared_context
     from sfteval.engines.hf.engine import HFEngine
 
     restores = [
@@ -132,6 +137,8 @@ def instrument(clock: Clock) -> list[Callable[[], None]]:
         clock.wrap(batches.Runtime, "forward", forward_phase, forward_tokens),
         clock.wrap(batches, "score_target", "scoring post-processing"),
         clock.wrap(shared_context, "score_target", "scoring post-processing"),
+        clock.wrap(packed, "_logits", "scoring forwards", packed_tokens),
+        clock.wrap(packed, "score_target", "scoring post-processing"),
         clock.wrap(CachedEngine, "_lookup", "cache I/O"),
         clock.wrap(CachedEngine, "_store", "cache I/O"),
         clock.wrap(runner, "_base_pass", "base re-scoring passes"),

@@ -17,28 +17,21 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
+from sfteval.attention_masks import MaskKind, as_mask, four_d_mask_kind, unwrapped
 from sfteval.tokenization import IGNORE_INDEX
 from sfteval.trainer.collate import PaddingCollator
 from sfteval.trainer.loss import supports_logits_to_keep, trained_positions
 
 PREFIX_ROW = -1
-MaskKind = Literal["bool", "additive"]
-# The attention implementations that take a ready 4D mask as given: sdpa reads a boolean mask (True = attend),
-# eager adds the mask to its scores. Flash kernels take no 4D mask; models with a sliding window would lose it.
-MASK_KINDS: dict[str, MaskKind] = {"sdpa": "bool", "eager": "additive"}
 
 
 def packing_mask_kind(model: Any) -> MaskKind | None:
     """The 4D mask the model's attention takes, or None where packing does not apply (the padded path is used)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config = base.config
-    if getattr(config, "sliding_window", None) is not None or not supports_logits_to_keep(model):
-        return None
-    return MASK_KINDS.get(getattr(config, "_attn_implementation", None) or "")
+    return four_d_mask_kind(model) if supports_logits_to_keep(model) else None
 
 
 def has_dropout(model: Any) -> bool:
@@ -47,16 +40,9 @@ def has_dropout(model: Any) -> bool:
     A shared prefix computed once would get one mask for all rows where the padded batch draws one per row, so
     with dropout the prefix is not shared (rows are still packed, each token with its own independent mask).
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config = base.config.get_text_config()
+    config = unwrapped(model).config.get_text_config()
     modules = any(isinstance(module, torch.nn.Dropout) and module.p > 0 for module in model.modules())
     return modules or float(getattr(config, "attention_dropout", 0.0) or 0.0) > 0
-
-
-def pair_weight(model: Any) -> float:
-    """Attention work per (query, key) pair over a token's projection work: 4d / 24d^2 (Kaplan et al. 2020, 2.1)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return 1.0 / (6.0 * int(base.config.get_text_config().hidden_size))
 
 
 def shared_prefix_length(features: Sequence[dict[str, Any]]) -> int:
@@ -91,11 +77,7 @@ class PackedRows:
         """(1, 1, T, T): a token sees the shared prefix and its own row's earlier tokens."""
         rows, positions = torch.tensor(self.rows), torch.tensor(self.positions)
         visible = (rows[None, :] == rows[:, None]) | (rows[None, :] == PREFIX_ROW)
-        allowed = visible & (positions[None, :] <= positions[:, None])
-        if kind == "bool":
-            return allowed[None, None]
-        blocked = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
-        return blocked[None, None]
+        return as_mask((visible & (positions[None, :] <= positions[:, None]))[None], kind)
 
 
 def pack_rows(features: Sequence[dict[str, Any]], share_prefix: bool = True) -> PackedRows:

@@ -222,10 +222,11 @@ def batch_collator(model: Any, tokenizer: Any) -> tuple[Any, list[Any]]:
 
     Returns the collator and the callbacks it needs (packing counts input tokens itself).
     """
+    from sfteval.attention_masks import pair_weight
     from sfteval.trainer.callbacks import TokenCountCallback
     from sfteval.trainer.collate import PaddingCollator, pad_token_id
     from sfteval.trainer.loss import supports_logits_to_keep
-    from sfteval.trainer.packing import PackingCollator, has_dropout, packing_mask_kind, pair_weight
+    from sfteval.trainer.packing import PackingCollator, has_dropout, packing_mask_kind
 
     mask_kind = packing_mask_kind(model)
     if mask_kind is None:

@@ -23,6 +23,7 @@ import torch.nn.functional as functional
 
 from sfteval.core.requests import FinishReason, Generation, GenerationRequest, ProgressCallback
 from sfteval.engines.hf.batches import Runtime, left_pad, plain_cache_layers
+from sfteval.engines.hf.packed import packed_rows_apply, prefill_packed
 
 DETOKENIZE_CONTEXT_TOKENS = 5
 """Prompt tokens decoded before the generated ones (vLLM's incremental detokenizer uses 5 as well)."""
@@ -132,6 +133,7 @@ class _Batch:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.packed = packed_rows_apply(runtime)
         self.rows: list[_DecodeRow] = []
         self.joinable = False
         self._cache: Any = None
@@ -140,11 +142,19 @@ class _Batch:
         self._logits = torch.zeros((0, 0), device=runtime.device)
 
     def join(self, rows: list[_DecodeRow], prompts: list[list[int]]) -> None:
-        """Prefill `prompts` together and append their rows (and cache rows) to the running batch."""
-        input_ids, mask, positions = left_pad(prompts, self.runtime.device)
-        logits, cache = self.runtime.forward(input_ids, mask, positions, keep=1, use_cache=True)
+        """Prefill `prompts` together and append their rows (and cache rows) to the running batch.
+
+        Where the model runs packed rows, the prompts' shared tokens (a chat template's system prompt) are computed
+        once (`packed.prefill_packed`), and the cache comes out as the left-padded prefill would have built it.
+        """
+        if self.packed:
+            last_logits, cache, mask, positions = prefill_packed(self.runtime, prompts)
+        else:
+            input_ids, mask, positions = left_pad(prompts, self.runtime.device)
+            logits, cache = self.runtime.forward(input_ids, mask, positions, keep=1, use_cache=True)
+            last_logits = logits[:, -1]
         if not self.rows:
-            self._cache, self._mask, self._logits = cache, mask, logits[:, -1]
+            self._cache, self._mask, self._logits = cache, mask, last_logits
             self._positions = positions[:, -1:] + 1
             self.joinable = plain_cache_layers(cache)
         else:
@@ -152,7 +162,7 @@ class _Batch:
             _append_cache_rows(self._cache, cache, width)
             self._mask = torch.cat([_pad_left(self._mask, width), _pad_left(mask, width)])
             self._positions = torch.cat([self._positions, positions[:, -1:] + 1])
-            self._logits = torch.cat([self._logits, logits[:, -1]])
+            self._logits = torch.cat([self._logits, last_logits])
         self.rows.extend(rows)
 
     def step(self) -> list[_DecodeRow]:

@@ -30,6 +30,7 @@ from sfteval.engines.encoding import Encoder
 from sfteval.engines.fingerprint import fingerprint_model
 from sfteval.engines.hf.batches import Runtime
 from sfteval.engines.hf.decode import generate_requests
+from sfteval.engines.hf.packed import packed_rows_apply, score_packed
 from sfteval.engines.hf.shared_context import score_with_shared_contexts
 from sfteval.weights import load_causal_lm
 
@@ -207,6 +208,8 @@ class HFEngine:
         if not requests:
             return []
         with self._factory.runtime(self._base_path, self._adapter_path) as runtime:
+            if packed_rows_apply(runtime):
+                return score_packed(runtime, requests, progress)
             return score_with_shared_contexts(runtime, requests, progress)
 
 
