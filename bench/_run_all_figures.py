@@ -36,6 +36,7 @@ class Sizes:
     scoring_limit: int | None = None
     scoring_batch: int = 32
     scoring_5shot_limit: int | None = 60
+    scoring_repeats: int = 2
     training_rows: int = 96
     training_steps: int = 6
     training_batch: int = 8
@@ -50,7 +51,7 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(
             generation_prompts=8, generation_new_tokens=16, generation_batch=4, generation_repeats=1,
-            scoring_limit=12, scoring_5shot_limit=8, training_rows=16, training_steps=2, training_batch=4, training_repeats=1,
+            scoring_limit=12, scoring_5shot_limit=8, scoring_repeats=1, training_rows=16, training_steps=2, training_batch=4, training_repeats=1,
             rerun_rows=8, rerun_batch=4, rerun_if_limit=3, rerun_new_tokens=8, rerun_forgetting_limit=2,
         )  # fmt: skip
 
@@ -238,19 +239,20 @@ def last_json_object(text: str) -> dict[str, Any]:
 
 def scoring(sizes: Sizes, threads: int) -> dict[str, Any]:
     """bench/score_vs_lmeval.py zero-shot: lm-eval's evaluator with HFLM vs with sfteval's engine, same task."""
-    return _scoring(sizes.scoring_limit, 0, sizes.scoring_batch, threads)
+    return _scoring(sizes.scoring_limit, 0, sizes, threads)
 
 
 def scoring_5shot(sizes: Sizes, threads: int) -> dict[str, Any]:
     """The same with 5 few-shot examples per prompt (how MMLU-style MC evals run): long shared contexts."""
-    return _scoring(sizes.scoring_5shot_limit, 5, sizes.scoring_batch, threads)
+    return _scoring(sizes.scoring_5shot_limit, 5, sizes, threads)
 
 
-def _scoring(limit: int | None, num_fewshot: int, batch: int, threads: int) -> dict[str, Any]:
+def _scoring(limit: int | None, num_fewshot: int, sizes: Sizes, threads: int) -> dict[str, Any]:
     from sfteval.default_model import default_model_path
 
     command = [sys.executable, str(BENCH / "score_vs_lmeval.py"), "--model", str(default_model_path()),
-               "--threads", str(threads), "--batch-size", str(batch), "--num-fewshot", str(num_fewshot)]  # fmt: skip
+               "--threads", str(threads), "--batch-size", str(sizes.scoring_batch), "--num-fewshot", str(num_fewshot),
+               "--repeats", str(sizes.scoring_repeats)]  # fmt: skip
     if limit is not None:
         command += ["--limit", str(limit)]
     result = last_json_object(run_script(command, threads).stdout)
@@ -258,7 +260,9 @@ def _scoring(limit: int | None, num_fewshot: int, batch: int, threads: int) -> d
     identical = result["identical_accuracies"] and result["max_abs_loglikelihood_diff"] <= 1e-4
     notes = [
         f"task {result['task']} ({result['num_fewshot']}-shot): {result['documents']} documents, {result['requests']} requests, batch "
-        f"{result['batch_size']}; CPU-time ratio {result['speedup_cpu']:.2f}×",
+        f"{result['batch_size']}; median of {result['repeats']} alternating repeat(s) (wall: HFLM "
+        f"{', '.join(str(run['wall']) for run in result['hflm_runs'])} s, sfteval "
+        f"{', '.join(str(run['wall']) for run in result['sfteval_runs'])} s); CPU-time ratio {result['speedup_cpu']:.2f}×",
         f"per-item results identical: {'yes' if identical else 'NO'} (accuracies identical: "
         f"{result['identical_accuracies']}; max |Δ log-likelihood| {result['max_abs_loglikelihood_diff']:.1e}); "
         f"through the cache: cold {result['sfteval_cache_cold_seconds']['wall']} s, warm "

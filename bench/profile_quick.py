@@ -121,12 +121,22 @@ def packed_tokens(runtime: Any, rows: Any, *args: Any, **kwargs: Any) -> int:
     return len(rows) * max(len(row.input_ids) for row in rows)
 
 
+def packed_prefill_tokens(runtime: Any, prompts: Any) -> int:
+    """Tokens of a packed prefill (rows × width of the prefix-tree rows its prompts make)."""
+    from sfteval.attention_masks import pair_weight
+    from sfteval.engines.hf import packed
+    from sfteval.engines.hf.batches import ScoreTarget
+
+    feeds = [(ScoreTarget(0, len(prompt) - 1, (0,), False), tuple(prompt)) for prompt in prompts]
+    return packed_tokens(runtime, packed.rows_of(packed.build_packs(feeds, pair_weight(runtime.model))))
+
+
 def instrument(clock: Clock) -> list[Callable[[], None]]:
     """Wrap the inner functions of one run; returns the restorers."""
     from sfteval import runner
     from sfteval.cache import CachedEngine
     from sfteval.engines import encoding
-    from sfteval.engines.hf import batches, packed, shared_context
+    from sfteval.engines.hf import batches, decode, packed, shared_context
     from sfteval.engines.hf.engine import HFEngine
 
     restores = [
@@ -138,6 +148,7 @@ def instrument(clock: Clock) -> list[Callable[[], None]]:
         clock.wrap(batches, "score_target", "scoring post-processing"),
         clock.wrap(shared_context, "score_target", "scoring post-processing"),
         clock.wrap(packed, "_logits", "scoring forwards", packed_tokens),
+        clock.wrap(decode, "prefill_packed", "prefill", packed_prefill_tokens),
         clock.wrap(packed, "score_target", "scoring post-processing"),
         clock.wrap(CachedEngine, "_lookup", "cache I/O"),
         clock.wrap(CachedEngine, "_store", "cache I/O"),

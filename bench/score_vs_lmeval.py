@@ -7,13 +7,14 @@ accuracies match. On a shared machine, CPU time with `--threads 1` is the stable
 waiting for other processes' cores).
 
     .venv/bin/python bench/score_vs_lmeval.py [--model DIR] [--task world_facts] [--limit N] [--batch-size 32]
-        [--num-fewshot 5]
+        [--num-fewshot 5] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -55,6 +56,11 @@ def agreement(reference: list[dict[str, Any]], other: list[dict[str, Any]]) -> d
     return {"max_abs_loglikelihood_diff": gap, "identical_accuracies": same}
 
 
+def _median(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median wall and CPU seconds of repeated runs (the mean of the middle two for an even count)."""
+    return (statistics.median(run[0] for run in runs), statistics.median(run[1] for run in runs))
+
+
 def _rounded(seconds: tuple[float, float]) -> dict[str, float]:
     return {"wall": round(seconds[0], 2), "cpu": round(seconds[1], 2)}
 
@@ -71,6 +77,9 @@ def main() -> None:
         default=0,
         help="Few-shot examples per prompt (lm-eval's seeded sampler; MMLU-style evals use 5)",
     )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="alternating HFLM / sfteval runs; medians are compared"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
@@ -85,6 +94,7 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
 
     from sfteval.cache import CachedEngine
+    from sfteval.core.requests import ScoreRequest
     from sfteval.core.variants import Variant
     from sfteval.engines.config import EngineConfig
     from sfteval.engines.hf.engine import HFEngineFactory
@@ -97,10 +107,19 @@ def main() -> None:
         device=arguments.device, batch_size=arguments.batch_size, dtype="float32", threads=arguments.threads
     )
     engine = HFEngineFactory(config).engine(Variant("base", arguments.model))
-    hflm_seconds, reference = evaluate(
-        reference_model, arguments.task, arguments.limit, arguments.num_fewshot
-    )
-    sfteval_seconds, ours = evaluate(EngineLM(engine), arguments.task, arguments.limit, arguments.num_fewshot)
+    # Load the weights before timing, as HFLM's constructor does (the engine loads them on its first request).
+    engine.score([ScoreRequest("Question: warm-up?\nAnswer:", " yes")])
+    # Alternating repeats, the median of each side: this machine's speed drifts by up to 2x within minutes (a
+    # shared host), and a single HFLM-then-sfteval pair measured 2.3-3.6x on one workload.
+    hflm_runs, sfteval_runs = [], []
+    for _ in range(arguments.repeats):
+        hflm_run, reference = evaluate(
+            reference_model, arguments.task, arguments.limit, arguments.num_fewshot
+        )
+        sfteval_run, ours = evaluate(EngineLM(engine), arguments.task, arguments.limit, arguments.num_fewshot)
+        hflm_runs.append(hflm_run)
+        sfteval_runs.append(sfteval_run)
+    hflm_seconds, sfteval_seconds = _median(hflm_runs), _median(sfteval_runs)
     with tempfile.TemporaryDirectory() as folder:
         cached = CachedEngine(engine, Path(folder) / "cache.sqlite", chunk_size=arguments.batch_size)
         cold_seconds, cold = evaluate(
@@ -118,6 +137,9 @@ def main() -> None:
         "requests": sum(len(sample["resps"]) for sample in reference),
         "batch_size": arguments.batch_size,
         "threads": torch.get_num_threads(),
+        "repeats": arguments.repeats,
+        "hflm_runs": [_rounded(run) for run in hflm_runs],
+        "sfteval_runs": [_rounded(run) for run in sfteval_runs],
         "hflm_seconds": _rounded(hflm_seconds),
         "sfteval_seconds": _rounded(sfteval_seconds),
         "speedup_wall": round(hflm_seconds[0] / sfteval_seconds[0], 2),

@@ -43,7 +43,10 @@ from sfteval.engines.hf.batches import (
 # Width of a row that holds several small packs side by side (instead of padding each to the longest):
 # attention over the row costs ROW_TOKENS² pairs, about 7 % of its projection work on a 576-wide model.
 ROW_TOKENS = 256
-# Rows of at most about ROW_TOKENS per pass, `batch_size` of them.
+# On a CPU a scoring pass holds at most this many tokens: larger passes overflow the caches in the memory-bound steps
+# (norms, activations, masked softmax). Measured on 5-shot world_facts, 1 thread: passes of 1-4k tokens 20-23 s,
+# of 7k tokens (the whole call at batch 32) 28-41 s. GPUs take `batch_size` rows of ROW_TOKENS.
+CPU_PASS_TOKENS = 2048
 # The largest |logit difference| between the packed layout and the model's own forward on the check tree.
 CHECK_TOLERANCE = 1e-3
 
@@ -52,7 +55,7 @@ _checked: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 @dataclass
 class Pack:
-    """One packed row: tokens, their positions and parents in the tree, and the requests it scores."""
+    """A prefix tree (or several side by side): tokens, their positions and parents, and the requests it holds."""
 
     input_ids: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
@@ -314,7 +317,10 @@ def score_packed(
     ):
         results[index] = score
     rows = rows_of(build_packs(feeds, pair_weight(runtime.model)))
-    for batch in _passes(rows, runtime.batch_size * ROW_TOKENS):
+    budget = runtime.batch_size * ROW_TOKENS
+    if runtime.device.type == "cpu":
+        budget = min(budget, CPU_PASS_TOKENS)
+    for batch in _passes(rows, budget):
         # Options of one context all read its last slot: the head runs once per slot, not once per request.
         slots = [
             sorted({slot for target, path in pack.targets for slot in scored_slots(target, path)})
