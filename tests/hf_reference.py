@@ -80,3 +80,21 @@ def metaspace_model_dir(path: Path) -> Path:
     tiny.build_model(fast).save_pretrained(path, safe_serialization=True)
     fast.save_pretrained(path)
     return path
+
+
+def assert_same_scores(expected, actual) -> None:
+    """Scores of one request list by two paths agree: log-probs to float rounding, everything else exactly."""
+    import pytest
+
+    assert len(actual) == len(expected)
+    for reference, score in zip(expected, actual, strict=True):
+        assert score.token_logprobs == pytest.approx(reference.token_logprobs, abs=1e-5)
+        assert score.logprob == pytest.approx(reference.logprob, abs=1e-4)
+        assert (score.is_greedy, score.tokens, score.ranks) == (
+            reference.is_greedy,
+            reference.tokens,
+            reference.ranks,
+        )
+        assert (score.top_logprobs is None) == (reference.top_logprobs is None)
+        for reference_row, row in zip(reference.top_logprobs or (), score.top_logprobs or (), strict=True):
+            assert [token for token, _ in row] == [token for token, _ in reference_row]

@@ -12,32 +12,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from hf_reference import make_adapter
+from hf_reference import assert_same_scores, make_adapter
+from test_engine_hf_shared import OPTIONS as SHARED_OPTIONS
+from test_engine_hf_shared import PREAMBLE, QUESTIONS
 
-from sfteval.core.requests import Score, ScoreRequest
+from sfteval.core.requests import ScoreRequest
 from sfteval.core.variants import Variant
 from sfteval.engines.config import EngineConfig
 from sfteval.engines.hf import packed
 from sfteval.engines.hf.batches import ScoreTarget, score_requests
 from sfteval.engines.hf.engine import HFEngineFactory, model_runtime
 
-PREAMBLE = "the river of the city is blue and the mountain of the country is green. " * 8
-CONTEXTS = (
-    "Question: what is the capital of france?\nAnswer:",
-    "Question: what is the capital of spain?\nAnswer:",
-    "Question: name a blue bird.\nAnswer:",
-    "Q:",
-    PREAMBLE + "Question: one?\nAnswer:",
-    PREAMBLE + "Question: two or three?\nAnswer:",
-)
-OPTIONS = (
-    " paris",
-    " the city of paris in france",
-    " the cat",
-    " a",
-    " red green blue cat dog",
-    " one two three four five six",
-)
+CONTEXTS = (*QUESTIONS[:2], "Question: what is the capital of spain?\nAnswer:", *QUESTIONS[2:])
+OPTIONS = (*SHARED_OPTIONS[:2], " the cat", *SHARED_OPTIONS[2:])
 
 
 def _requests() -> list[ScoreRequest]:
@@ -56,21 +43,6 @@ def _requests() -> list[ScoreRequest]:
     ]
 
 
-def _assert_same(expected: list[Score], actual: list[Score]) -> None:
-    assert len(actual) == len(expected)
-    for reference, score in zip(expected, actual, strict=True):
-        assert score.token_logprobs == pytest.approx(reference.token_logprobs, abs=1e-5)
-        assert score.logprob == pytest.approx(reference.logprob, abs=1e-4)
-        assert (score.is_greedy, score.tokens, score.ranks) == (
-            reference.is_greedy,
-            reference.tokens,
-            reference.ranks,
-        )
-        assert (score.top_logprobs is None) == (reference.top_logprobs is None)
-        for reference_row, row in zip(reference.top_logprobs or (), score.top_logprobs or (), strict=True):
-            assert [token for token, _ in row] == [token for token, _ in reference_row]
-
-
 @pytest.fixture(scope="module")
 def factory():
     factory = HFEngineFactory(EngineConfig(device="cpu", batch_size=2))
@@ -86,7 +58,9 @@ def test_packed_scores_equal_full_rows(tiny_model_dir: Path, factory, row_tokens
     requests = _requests()
     with factory.runtime(engine._base_path, None) as runtime:
         assert packed.packed_rows_apply(runtime)
-        _assert_same(score_requests(runtime, requests, None), packed.score_packed(runtime, requests, None))
+        assert_same_scores(
+            score_requests(runtime, requests, None), packed.score_packed(runtime, requests, None)
+        )
 
 
 def test_packed_scores_equal_full_rows_under_an_adapter(
@@ -97,7 +71,9 @@ def test_packed_scores_equal_full_rows_under_an_adapter(
     requests = _requests()
     with factory.runtime(engine._base_path, engine._adapter_path) as runtime:
         assert packed.packed_rows_apply(runtime)
-        _assert_same(score_requests(runtime, requests, None), packed.score_packed(runtime, requests, None))
+        assert_same_scores(
+            score_requests(runtime, requests, None), packed.score_packed(runtime, requests, None)
+        )
 
 
 def test_eager_attention_takes_an_additive_mask_and_scores_the_same(tiny_model_dir: Path) -> None:
@@ -112,7 +88,9 @@ def test_eager_attention_takes_an_additive_mask_and_scores_the_same(tiny_model_d
     with torch.no_grad():
         assert packed.four_d_mask_kind(model) == "additive"
         assert packed.packed_rows_apply(runtime)
-        _assert_same(score_requests(runtime, requests, None), packed.score_packed(runtime, requests, None))
+        assert_same_scores(
+            score_requests(runtime, requests, None), packed.score_packed(runtime, requests, None)
+        )
 
 
 def test_a_model_whose_logits_are_not_its_heads_keeps_the_row_path(tiny_model_dir: Path) -> None:
@@ -214,7 +192,7 @@ def test_the_engine_scores_packed_and_reports_progress(tiny_model_dir: Path, mon
     assert calls == [len(requests)]
     assert sum(finished) == len(requests)
     with factory.runtime(engine._base_path, None) as runtime:
-        _assert_same(score_requests(runtime, requests, None), scores)
+        assert_same_scores(score_requests(runtime, requests, None), scores)
 
 
 def test_packed_prefill_builds_the_left_padded_prefills_cache(

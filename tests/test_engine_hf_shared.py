@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hf_reference import assert_same_scores
 
 from sfteval.core.requests import ScoreRequest
 from sfteval.core.variants import Variant
@@ -68,20 +69,8 @@ def both_paths(tiny_model_dir: Path):
 
 def test_shared_contexts_give_the_same_scores_as_full_rows(both_paths) -> None:
     requests, rows, shared = both_paths
-    assert len(shared) == len(rows) == len(requests)
-    for expected, actual in zip(rows, shared, strict=True):
-        assert actual.token_logprobs == pytest.approx(expected.token_logprobs, abs=1e-5)
-        assert actual.logprob == pytest.approx(expected.logprob, abs=1e-4)
-        assert (actual.is_greedy, actual.tokens, actual.ranks) == (
-            expected.is_greedy,
-            expected.tokens,
-            expected.ranks,
-        )
-        assert (actual.top_logprobs is None) == (expected.top_logprobs is None)
-        for expected_row, actual_row in zip(
-            expected.top_logprobs or (), actual.top_logprobs or (), strict=True
-        ):
-            assert [token for token, _ in actual_row] == [token for token, _ in expected_row]
+    assert len(shared) == len(requests)
+    assert_same_scores(rows, shared)
 
 
 def test_the_engine_scores_through_the_shared_path_and_reports_progress(

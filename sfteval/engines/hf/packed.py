@@ -215,12 +215,17 @@ def _forward(
 
 def _head(runtime: Runtime, hidden: torch.Tensor, slots: Sequence[Sequence[int]]) -> list[torch.Tensor]:
     """Logits at `slots` of each row (the vocabulary-wide head only there), one tensor per row."""
-    parts = _parts(runtime.model)
-    assert parts is not None
     rows = [index for index, row_slots in enumerate(slots) for _ in row_slots]
     columns = [slot for row_slots in slots for slot in row_slots]
     picked = hidden[torch.tensor(rows, device=hidden.device), torch.tensor(columns, device=hidden.device)]
-    return list(parts[1](picked).split([len(row_slots) for row_slots in slots]))
+    return list(_project(runtime, picked).split([len(row_slots) for row_slots in slots]))
+
+
+def _project(runtime: Runtime, hidden: torch.Tensor) -> torch.Tensor:
+    """The model's head (its output embeddings, with any adapter on them) applied to hidden states."""
+    parts = _parts(runtime.model)
+    assert parts is not None, "packed_rows_apply(runtime) checks that the model exposes its decoder and head"
+    return parts[1](hidden)
 
 
 def _logits(
@@ -261,9 +266,8 @@ def prefill_packed(
         layer.keys = layer.keys[row_ids, :, slot_ids].transpose(1, 2).contiguous()
         layer.values = layer.values[row_ids, :, slot_ids].transpose(1, 2).contiguous()
     last = torch.tensor([path[-1] for _, _, path in placed], device=hidden.device)
-    logits = _head(runtime, hidden[row_ids[:, 0], last][:, None], [[0]] * len(placed))
     _, mask, positions = left_pad(prompts, runtime.device)
-    return torch.cat(logits), cache, mask, positions
+    return _project(runtime, hidden[row_ids[:, 0], last]), cache, mask, positions
 
 
 def rows_of(packs: Sequence[Pack], row_tokens: int = ROW_TOKENS) -> list[Pack]:
