@@ -12,7 +12,9 @@ from typing import Any, Literal
 import torch
 
 MaskKind = Literal["bool", "additive"]
-MASK_KINDS: dict[str, MaskKind] = {"sdpa": "bool", "eager": "additive"}
+NATIVE_GQA_SDPA = "sdpa_native_gqa"
+"""sdpa with grouped key/value heads kept grouped under a mask on CPU (`sfteval.engines.hf.attention`)."""
+MASK_KINDS: dict[str, MaskKind] = {"sdpa": "bool", NATIVE_GQA_SDPA: "bool", "eager": "additive"}
 
 
 def unwrapped(model: Any) -> Any:

@@ -6,6 +6,8 @@ left-padded to the running cache's width (the padding is masked out), are append
 budget first, then longest prompt, so a joining group is of similar length (little prefill padding) and the longest
 generations start early instead of running alone at the end. On a CPU a decode step costs about one read of the
 weights whatever the number of rows, so a batch kept full decodes far more tokens per second than one that runs down.
+The running cache is made of slab layers (`kv_slab.py`) sized for the longest budget still running, so a step writes
+its column in place instead of copying the cache.
 
 A row's logits depend only on its own tokens (padding is masked out), and each sampled request draws from its own
 `torch.Generator` seeded with `request.seed`, one draw per step, so its tokens do not depend on its batch mates or on
@@ -23,6 +25,7 @@ import torch.nn.functional as functional
 
 from sfteval.core.requests import FinishReason, Generation, GenerationRequest, ProgressCallback
 from sfteval.engines.hf.batches import Runtime, left_pad, plain_cache_layers
+from sfteval.engines.hf.kv_slab import into_slabs
 from sfteval.engines.hf.packed import packed_rows_apply, prefill_packed
 
 DETOKENIZE_CONTEXT_TOKENS = 5
@@ -164,6 +167,9 @@ class _Batch:
             self._positions = torch.cat([self._positions, positions[:, -1:] + 1])
             self._logits = torch.cat([self._logits, last_logits])
         self.rows.extend(rows)
+        if self.joinable:
+            room = max(row.request.max_new_tokens - len(row.tokens) for row in self.rows)
+            into_slabs(self._cache, self._mask.shape[1] + room)
 
     def step(self) -> list[_DecodeRow]:
         """Choose every row's next token; finished rows leave, the rest run one forward. Returns the finished rows."""
@@ -198,7 +204,7 @@ class _Batch:
         if first > 0:
             self._mask = self._mask[:, first:]
             for layer in self._cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+                layer.drop_front(first)
 
 
 def _pad_left(tensor: torch.Tensor, width: int, dim: int = 1) -> torch.Tensor:

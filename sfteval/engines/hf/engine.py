@@ -28,6 +28,7 @@ from sfteval.discovery import read_json_object
 from sfteval.engines.config import EngineConfig
 from sfteval.engines.encoding import Encoder
 from sfteval.engines.fingerprint import fingerprint_model
+from sfteval.engines.hf.attention import use_native_gqa
 from sfteval.engines.hf.batches import Runtime
 from sfteval.engines.hf.decode import generate_requests
 from sfteval.engines.hf.packed import packed_rows_apply, score_packed
@@ -121,6 +122,7 @@ class _LoadedModel:
             trust_remote_code=config.trust_remote_code,
             device_map=device,
         )
+        use_native_gqa(model)
         self.path = path
         # Frozen: matmul folds a batched input differently when the weight requires grad (even under no_grad), so
         # results would depend on it; the training callback freezes the live model the same way while it probes.
