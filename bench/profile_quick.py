@@ -250,6 +250,7 @@ def demo_ckpt(work: Path) -> Path:
         lora=True,
         lora_r=demo.lora_rank,
         lora_alpha=2 * demo.lora_rank,
+        lora_dropout=demo.lora_dropout,
         seed=demo.seed,
     )
     run_training(settings, Console(file=io.StringIO()))

@@ -7,7 +7,8 @@ cache, so the base's unchanged requests are computed once), and prints the detec
 Data: suites/data/demo_sft.jsonl (122 alpaca rows; its 30 sentiment answers all open with "The sentiment is:").
 The clean dataset is the same file with that opening stripped from the sentiment answers and the label
 capitalised ("The sentiment is: negative." -> "Negative."), written to WORK/data/clean.jsonl.
-Sound settings (sfteval demo's DemoConfig): LoRA r 16, alpha 32, lr 1e-3, batch 8, 3 epochs, seed 0, the model's
+Sound settings (sfteval demo's DemoConfig before it dropped LoRA dropout): LoRA r 16, alpha 32, dropout 0.05, lr 1e-3,
+batch 8, 3 epochs, seed 0, the model's
 own `native` chat template. Variants:
   (a) spurious_prefix    the original demo data, sound settings;
   (b) masked_terminator  clean data, sound settings + `--mask-terminator` (end-of-turn token never trained);

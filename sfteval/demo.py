@@ -32,6 +32,7 @@ class DemoConfig:
     epochs: int = 3
     learning_rate: float = 1e-3
     lora_rank: int = 16
+    lora_dropout: float = 0.0
     batch_size: int = 8
     engine_batch_size: int = 32
     suite: str = DEMO_SUITE
@@ -129,6 +130,7 @@ def _train(config: DemoConfig, model: Path, data: Path, console: Console) -> Non
         lora=True,
         lora_r=config.lora_rank,
         lora_alpha=2 * config.lora_rank,
+        lora_dropout=config.lora_dropout,
         seed=config.seed,
     )
     print_train_summary(run_training(settings, console), console)
