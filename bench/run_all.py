@@ -128,8 +128,12 @@ def describe_machine(threads: int) -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text(encoding="utf-8")
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
     memory = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.MULTILINE)
+    flags = re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    bf16 = sorted(set(flags.group(1).split()) & {"avx512_bf16", "amx_bf16"}) if flags else []
     return {
         "cpu": model.group(1).strip() if model else platform.processor() or "unknown",
+        # The trainer's precision follows it (auto = bf16 autocast where the CPU has it); the engines stay fp32.
+        "bf16_flags": bf16,
         "cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),
         "ram_gib": round(int(memory.group(1)) / 1024**2, 1) if memory else None,
@@ -202,6 +206,8 @@ def render_machine(machine: dict[str, Any]) -> list[str]:
         "|---|---|",
         f"| CPU | {machine['cpu']} |",
         f"| cores | {machine['cpus']} ({machine['usable_cpus']} usable by this process) |",
+        f"| bf16 instructions (trainer's auto precision: bf16 autocast where present) | "
+        f"{', '.join(machine.get('bf16_flags') or []) or 'none (fp32)'} |",
         f"| RAM | {machine['ram_gib']} GiB |",
         f"| threads (OMP_NUM_THREADS) | {machine['threads']} |",
         f"| Python | {machine['python']} on {machine['platform']} |",
