@@ -14,7 +14,7 @@ import pytest
 import torch
 from hf_reference import assert_same_scores, make_adapter
 from test_engine_hf_shared import OPTIONS as SHARED_OPTIONS
-from test_engine_hf_shared import PREAMBLE, QUESTIONS
+from test_engine_hf_shared import PREAMBLE, QUESTIONS, score_requests_over
 
 from sfteval.core.requests import ScoreRequest
 from sfteval.core.variants import Variant
@@ -28,17 +28,11 @@ OPTIONS = (*SHARED_OPTIONS[:2], " the cat", *SHARED_OPTIONS[2:])
 
 
 def _requests() -> list[ScoreRequest]:
-    requests = [
-        ScoreRequest(context, option, ranks=index % 2 == 0, top_k=5 if index % 3 == 0 else 0)
-        for context in CONTEXTS
-        for index, option in enumerate(OPTIONS)
-    ]
+    """The shared-context test's requests over one more context and option, a duplicate and a longer continuation."""
+    requests = score_requests_over(CONTEXTS, OPTIONS)
     return [
         *requests,
         requests[0],
-        ScoreRequest("", "standalone text"),
-        ScoreRequest("lonely context", " x"),
-        ScoreRequest("a", ""),
         ScoreRequest("write a sentence", "\nthe river is blue and the mountain is green."),
     ]
 

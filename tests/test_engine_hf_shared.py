@@ -34,12 +34,15 @@ OPTIONS = (
 )
 
 
-def _requests() -> list[ScoreRequest]:
-    """Options of several lengths under shared contexts, plus requests that share nothing or score nothing."""
+def score_requests_over(
+    contexts: tuple[str, ...] = QUESTIONS, options: tuple[str, ...] = OPTIONS
+) -> list[ScoreRequest]:
+    """Every option under every context (some with ranks, some with top-k), plus requests that share nothing or
+    score nothing."""
     requests = [
-        ScoreRequest(question, option, ranks=index % 2 == 0, top_k=5 if index % 3 == 0 else 0)
-        for question in QUESTIONS
-        for index, option in enumerate(OPTIONS)
+        ScoreRequest(context, option, ranks=index % 2 == 0, top_k=5 if index % 3 == 0 else 0)
+        for context in contexts
+        for index, option in enumerate(options)
     ]
     return [
         *requests,
@@ -58,7 +61,7 @@ def both_paths(tiny_model_dir: Path):
 
     factory = HFEngineFactory(EngineConfig(device="cpu", batch_size=2))
     engine = factory.engine(Variant("base", tiny_model_dir))
-    requests = _requests()
+    requests = score_requests_over()
     with torch.inference_mode(), factory.runtime(engine._base_path, engine._adapter_path) as runtime:
         return (
             requests,

@@ -15,10 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from sfteval.attention_masks import NATIVE_GQA_SDPA
-
-_registered = False
 
 
 def sdpa_native_gqa(
@@ -33,8 +34,6 @@ def sdpa_native_gqa(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """transformers' `sdpa_attention_forward`, with grouped key/value heads passed as they are on a masked CPU call."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     grouped = getattr(module, "num_key_value_groups", 1) > 1
     plain = dropout == 0.0 and kwargs.get("position_bias") is None and kwargs.get("cache") is None
     if (
@@ -64,16 +63,9 @@ def sdpa_native_gqa(
 
 
 def register() -> None:
-    """Make `NATIVE_GQA_SDPA` an attention implementation transformers knows, with sdpa's masks (once)."""
-    global _registered
-    if _registered:
-        return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
+    """Make `NATIVE_GQA_SDPA` an attention implementation transformers knows, with sdpa's masks."""
     AttentionInterface.register(NATIVE_GQA_SDPA, sdpa_native_gqa)
     AttentionMaskInterface.register(NATIVE_GQA_SDPA, sdpa_mask)
-    _registered = True
 
 
 def use_native_gqa(model: Any) -> bool:
